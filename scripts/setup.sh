@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent machine setup: the Rust toolchain/target and QEMU >= 9.2.
+# As root it installs what is missing; otherwise it prints the commands.
+set -euo pipefail
+QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
+MIN_QEMU_MAJOR=9
+MIN_QEMU_MINOR=2
+
+need_root() {
+    echo "setup: $1 needs root. Run these commands, then retry:" >&2
+    shift
+    for c in "$@"; do echo "    $c" >&2; done
+    exit 1
+}
+
+# Rust: rust-toolchain.toml pins the version; rustup installs it on first use.
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "setup: rustup is missing; install it from https://rustup.rs" >&2
+    exit 1
+fi
+if ! rustup target list --installed 2>/dev/null | grep -q riscv64gc-unknown-none-elf; then
+    rustup target add riscv64gc-unknown-none-elf
+fi
+
+qemu_ok() {
+    command -v "$QEMU_BIN" >/dev/null 2>&1 || return 1
+    local v
+    v=$("$QEMU_BIN" --version | sed -n 's/.*version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -1)
+    set -- $v
+    [ -n "${1:-}" ] || return 1
+    [ "$1" -gt $MIN_QEMU_MAJOR ] || { [ "$1" -eq $MIN_QEMU_MAJOR ] && [ "$2" -ge $MIN_QEMU_MINOR ]; }
+}
+
+if ! qemu_ok; then
+    if [ "$QEMU_BIN" != qemu-system-riscv64 ]; then
+        echo "setup: QEMU=$QEMU_BIN is missing or older than $MIN_QEMU_MAJOR.$MIN_QEMU_MINOR" >&2
+        exit 1
+    fi
+    src=/etc/apt/sources.list.d/bookworm-backports.sources
+    cmds=()
+    if grep -q 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
+        if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            cmds+=("printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $src")
+        fi
+        cmds+=("apt-get update" "DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports qemu-system-misc")
+    else
+        cmds+=("apt-get update" "DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-misc")
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        need_root "installing QEMU >= $MIN_QEMU_MAJOR.$MIN_QEMU_MINOR" "${cmds[@]}"
+    fi
+    echo "setup: installing QEMU (>= $MIN_QEMU_MAJOR.$MIN_QEMU_MINOR)"
+    for c in "${cmds[@]}"; do bash -c "$c"; done
+    qemu_ok || { echo "setup: QEMU still missing or too old after install" >&2; exit 1; }
+fi
+exit 0
