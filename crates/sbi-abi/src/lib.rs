@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub use sbi_spec as spec;
-pub use sbi_spec::{base, dbcn, hsm, legacy, rfnc, spi, srst, time};
+pub use sbi_spec::{base, dbcn, hsm, rfnc, spi, srst, time};
 
 /// SBI spec version Salus implements for its guests: 2.0.
 pub const SPEC_VERSION: u64 = 2 << 24;
