@@ -18,8 +18,11 @@ if ! command -v rustup >/dev/null 2>&1; then
     echo "setup: rustup is missing; install it from https://rustup.rs" >&2
     exit 1
 fi
-if ! rustup target list --installed 2>/dev/null | grep -q riscv64gc-unknown-none-elf; then
-    rustup target add riscv64gc-unknown-none-elf
+# Install the pinned toolchain with its target and components (llvm-tools
+# gives llvm-objcopy) even where rustup's auto-install is switched off.
+if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools' ||
+   ! rustup target list --installed 2>/dev/null | grep -q riscv64gc-unknown-none-elf; then
+    rustup toolchain install
 fi
 
 qemu_ok() {

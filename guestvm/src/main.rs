@@ -25,7 +25,7 @@ fn sbi(eid: u64, fid: u64, a0: u64, a1: u64) -> i64 {
     let ret: i64;
     // SAFETY: an SBI call; the callee only reads the buffer we pass.
     unsafe {
-        asm!("ecall", inlateout("a0") a0 as i64 => ret, in("a1") a1, in("a6") fid, in("a7") eid);
+        asm!("ecall", inlateout("a0") a0 as i64 => ret, inlateout("a1") a1 => _, in("a2") 0u64, in("a6") fid, in("a7") eid);
     }
     ret
 }

@@ -1,0 +1,42 @@
+//! Everything that needs `unsafe` to talk to the hart: CSRs, the assembly
+//! entry/world switch, SBI calls to the firmware, fences and raw physical
+//! memory. The rest of Salus is safe Rust on top of these.
+
+pub mod csr;
+pub mod entry;
+pub mod phys;
+pub mod sbi_call;
+
+/// Waits for an interrupt (with interrupts globally disabled in HS mode,
+/// a pending-and-enabled interrupt still wakes the hart).
+#[inline(always)]
+pub fn wfi() {
+    // SAFETY: wfi has no memory effects.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) }
+}
+
+/// Invalidates all G-stage (and VS-stage) TLB entries on this hart.
+#[inline(always)]
+pub fn hfence_gvma_all() {
+    // SAFETY: hfence.gvma zero, zero; a TLB flush has no memory effects
+    // visible to Rust.
+    unsafe { core::arch::asm!(".insn r 0x73, 0, 0x31, x0, x0, x0", options(nostack)) }
+}
+
+/// Invalidates all VS-stage TLB entries of the current VMID on this hart.
+#[inline(always)]
+pub fn hfence_vvma_all() {
+    // SAFETY: hfence.vvma zero, zero; no memory effects visible to Rust.
+    unsafe { core::arch::asm!(".insn r 0x73, 0, 0x11, x0, x0, x0", options(nostack)) }
+}
+
+#[inline(always)]
+pub fn fence_i() {
+    // SAFETY: instruction-fetch fence; no memory effects visible to Rust.
+    unsafe { core::arch::asm!("fence.i", options(nostack)) }
+}
+
+#[inline(always)]
+pub fn time() -> u64 {
+    csr::read!(csr::num::TIME)
+}

@@ -1,0 +1,61 @@
+//! Raw access to physical memory. Salus runs with `satp` = Bare, so a
+//! host-physical address is directly dereferenceable. Every function here
+//! takes addresses that the caller has proven it may touch (Salus-owned
+//! memory, or host memory whose ownership the page map confirmed).
+
+use hyp_addr::HostPhysAddr;
+
+/// Reads a u64 at an 8-byte aligned physical address.
+#[inline(always)]
+pub fn read_u64(pa: HostPhysAddr) -> u64 {
+    // SAFETY: callers pass aligned addresses of RAM Salus may access.
+    unsafe { core::ptr::read_volatile(pa.bits() as *const u64) }
+}
+
+/// Writes a u64 at an 8-byte aligned physical address.
+#[inline(always)]
+pub fn write_u64(pa: HostPhysAddr, val: u64) {
+    // SAFETY: callers pass aligned addresses of RAM Salus owns.
+    unsafe { core::ptr::write_volatile(pa.bits() as *mut u64, val) }
+}
+
+/// Zeroes `len` bytes at `pa` (both 8-byte aligned).
+pub fn zero(pa: HostPhysAddr, len: u64) {
+    // SAFETY: callers pass a range of RAM Salus owns, not aliased by any
+    // Rust reference.
+    unsafe { core::ptr::write_bytes(pa.bits() as *mut u8, 0, len as usize) }
+}
+
+/// Copies `dst.len()` bytes out of physical memory at `src`.
+pub fn copy_from(src: HostPhysAddr, dst: &mut [u8]) {
+    // SAFETY: callers validated that [src, src + len) is readable RAM that no
+    // Rust reference aliases mutably.
+    unsafe { core::ptr::copy_nonoverlapping(src.bits() as *const u8, dst.as_mut_ptr(), dst.len()) }
+}
+
+/// Copies `src` into physical memory at `dst`.
+pub fn copy_to(dst: HostPhysAddr, src: &[u8]) {
+    // SAFETY: callers validated that [dst, dst + len) is writable RAM that no
+    // Rust reference aliases.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst.bits() as *mut u8, src.len()) }
+}
+
+/// Borrows `[pa, pa + len)` as a byte slice for the rest of Salus's life.
+///
+/// # Safety
+/// The range must be RAM reserved for Salus, handed out exactly once.
+pub unsafe fn claim_bytes(pa: HostPhysAddr, len: u64) -> &'static mut [u8] {
+    // SAFETY: guaranteed by the caller (exclusive, Salus-owned RAM).
+    unsafe { core::slice::from_raw_parts_mut(pa.bits() as *mut u8, len as usize) }
+}
+
+/// Borrows a Salus-reserved range as a slice of `T` (zero-initialised by
+/// the caller's later fill, or valid for any bit pattern).
+///
+/// # Safety
+/// As `claim_bytes`; `pa` must be aligned for `T` and `T` must be valid for
+/// any bit pattern (plain integers / repr(transparent) over them).
+pub unsafe fn claim_slice<T>(pa: HostPhysAddr, count: usize) -> &'static mut [T] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts_mut(pa.bits() as *mut T, count) }
+}

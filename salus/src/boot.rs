@@ -1,0 +1,370 @@
+//! Boot: from the firmware's hand-off to the host's first instruction.
+
+use crate::arch::csr::{self, bits, num};
+use crate::arch::{entry, phys, sbi_call};
+use crate::hart::{self, HsmState};
+use crate::host::vcpu::HostVcpu;
+use crate::memory::{self, HypTableMemory, Layout};
+use crate::platform::{self, Platform};
+use crate::{fatal, info};
+use alloc::vec::Vec;
+use devicetree::{IsaExtensions, MachineInfo};
+use hyp_addr::{HostPhysAddr, HostRange, PageSize};
+use page_tables::{GStageMode, GStageTable, Perms};
+
+const FDT_MAGIC: u32 = 0xd00d_feed;
+const FDT_MAX: u32 = 1 << 20;
+
+/// Reads the FDT header at `addr` and returns its total size.
+fn fdt_size(addr: u64) -> Option<u32> {
+    if addr == 0 || addr % 8 != 0 {
+        return None;
+    }
+    let head = phys::read_u64(HostPhysAddr::new(addr));
+    let magic = u32::from_be(head as u32);
+    let size = u32::from_be((head >> 32) as u32);
+    (magic == FDT_MAGIC && size >= 40 && size <= FDT_MAX).then_some(size)
+}
+
+/// The RAM region Salus was loaded into, from the firmware's device tree.
+fn boot_ram(dtb: &[u8], image_start: u64) -> Option<HostRange> {
+    let fdt = fdt::Fdt::new(dtb).ok()?;
+    for region in fdt.memory().regions() {
+        let start = region.starting_address as u64;
+        let range = HostRange::new(HostPhysAddr::new(start), region.size? as u64)?;
+        if range.contains(HostPhysAddr::new(image_start)) {
+            return Some(range);
+        }
+    }
+    None
+}
+
+pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
+    let Some(size) = fdt_size(fdt_addr) else {
+        fatal!(
+            "no valid device tree at {:#x} (a1 from the firmware)",
+            fdt_addr
+        );
+    };
+    // SAFETY: the firmware's FDT is in RAM nobody else uses during boot; it
+    // is only read, and copied into Salus's heap before the host exists.
+    let firmware_dtb: &[u8] =
+        unsafe { phys::claim_bytes(HostPhysAddr::new(fdt_addr), size as u64) };
+    let (image_start, image_end) = entry::image_range();
+    let Some(ram) = boot_ram(firmware_dtb, image_start) else {
+        fatal!(
+            "the device tree has no memory region containing Salus at {:#x}",
+            image_start
+        );
+    };
+    let layout = match Layout::compute(ram, image_start, image_end) {
+        Ok(l) => l,
+        Err(e) => fatal!("memory layout: {}", e),
+    };
+    memory::init(layout);
+    let dtb: Vec<u8> = firmware_dtb.to_vec();
+    let info = match MachineInfo::parse(&dtb) {
+        Ok(i) => i,
+        Err(e) => fatal!("cannot parse the device tree: {:?}", e),
+    };
+    if let Some(uart) = &info.uart {
+        // SAFETY: the UART named by the device tree; the host never gets it
+        // mapped (it is outside host RAM and not in the host's MMIO list).
+        unsafe { crate::console::init_uart(uart.base.bits() as usize) };
+    }
+    if let Some(test) = info.test_device {
+        // SAFETY: the device tree's sifive,test0 node.
+        unsafe { crate::drivers::test_finisher::init(test.start.bits()) };
+    }
+    let isa = info.isa;
+    banner(&info, &layout, isa, hartid);
+
+    if !isa.contains(IsaExtensions::H) {
+        fatal!("the H extension is missing (riscv,isa has no 'h'): Salus needs a hart with the hypervisor extension");
+    }
+    let Some(kernel) = info.kernel.as_ref().map(|m| m.range) else {
+        fatal!("no host kernel: add -device guest-loader,kernel=FILE,addr=0xc0200000 (no multiboot,kernel module in /chosen)");
+    };
+    let nharts = info.cpus.len();
+    if nharts == 0
+        || nharts > entry::MAX_HARTS
+        || info.cpus.iter().any(|c| c.hart_id as usize >= nharts)
+    {
+        fatal!(
+            "hart ids must be 0..N with N <= {} (found {} harts)",
+            entry::MAX_HARTS,
+            nharts
+        );
+    }
+    let host_ram = layout.host_ram();
+    if kernel.len == 0 || !host_ram.contains_range(kernel.start, kernel.len) {
+        fatal!(
+            "host kernel at {:#x} (+{:#x}) is outside host RAM {:#x}..{:#x}",
+            kernel.start.bits(),
+            kernel.len,
+            host_ram.start.bits(),
+            host_ram.end().bits()
+        );
+    }
+
+    // The host's stage-2 table.
+    let mode = probe_gstage_mode();
+    let mut mem = HypTableMemory;
+    let mut gstage = match GStageTable::new(&mut mem, mode) {
+        Ok(t) => t,
+        Err(e) => fatal!("cannot allocate the host's stage-2 root: {:?}", e),
+    };
+    if let Err(e) = gstage.map_range(
+        &mut mem,
+        host_ram.start.identity(),
+        host_ram.start,
+        host_ram.len,
+        Perms::RWX,
+    ) {
+        fatal!("cannot map host RAM: {:?}", e);
+    }
+    // The host's IMSIC: each hart's S-level file GPA -> its guest file 1.
+    let mut host_vgein = 0;
+    if let Some(imsic) = info
+        .s_imsic()
+        .filter(|i| i.guest_index_bits > 0 && isa.contains(IsaExtensions::SSAIA))
+    {
+        for (h, _) in imsic.harts.iter().enumerate() {
+            let Some(s_file) = imsic.hart_file(h) else {
+                fatal!("IMSIC has no file for hart index {}", h);
+            };
+            // Guest file 1 is the page right after the S-level file.
+            let guest_file = s_file.checked_add(hyp_addr::PAGE_SIZE).unwrap();
+            if let Err(e) = gstage.map(
+                &mut mem,
+                s_file.identity(),
+                guest_file,
+                PageSize::Size4K,
+                Perms::RW,
+            ) {
+                fatal!("cannot map the host's IMSIC file for hart {}: {:?}", h, e);
+            }
+        }
+        host_vgein = 1;
+    }
+
+    let mut henvcfg = 0;
+    if isa.contains(IsaExtensions::SSTC) {
+        henvcfg |= bits::HENVCFG_STCE;
+    }
+    if isa.contains(IsaExtensions::SVADU) {
+        henvcfg |= bits::HENVCFG_ADUE;
+    }
+    if isa.contains(IsaExtensions::SVPBMT) {
+        henvcfg |= bits::HENVCFG_PBMTE;
+    }
+    if isa.contains(IsaExtensions::ZICBOM) {
+        henvcfg |= bits::HENVCFG_CBIE_INV | bits::HENVCFG_CBCFE;
+    }
+    if isa.contains(IsaExtensions::ZICBOZ) {
+        henvcfg |= bits::HENVCFG_CBZE;
+    }
+    platform::set(Platform {
+        nharts,
+        boot_hart: hartid,
+        has_sstc: isa.contains(IsaExtensions::SSTC),
+        has_vector: isa.contains(IsaExtensions::V),
+        has_smstateen: isa.contains(IsaExtensions::SMSTATEEN),
+        henvcfg,
+        host_hgatp: gstage.hgatp(0),
+        host_vgein,
+        mvendorid: sbi_call::base_value(4),
+        marchid: sbi_call::base_value(5),
+        mimpid: sbi_call::base_value(6),
+    });
+
+    // The host's device tree, written where the firmware's was (QEMU picked
+    // that spot clear of the images it loaded).
+    let host_fdt_addr = fdt_addr;
+    let reserved = [layout.firmware, layout.salus];
+    let host_dtb = match devicetree::build_host_fdt(
+        &info,
+        &host_fdt_config(&info, &layout, &reserved, host_vgein != 0),
+    ) {
+        Ok(b) => b,
+        Err(e) => fatal!("cannot build the host device tree: {:?}", e),
+    };
+    let fdt_slot = HostRange::new(HostPhysAddr::new(host_fdt_addr), host_dtb.len() as u64);
+    let clash = |m: &Option<devicetree::Module>| {
+        m.as_ref()
+            .is_some_and(|m| fdt_slot.is_some_and(|s| s.overlaps(&m.range)))
+    };
+    if !fdt_slot.is_some_and(|s| host_ram.contains_range(s.start, s.len))
+        || clash(&info.kernel)
+        || clash(&info.initrd)
+    {
+        fatal!("no room for the host device tree at {:#x}", host_fdt_addr);
+    }
+    phys::copy_to(HostPhysAddr::new(host_fdt_addr), &host_dtb);
+    info!(
+        "host: kernel at {:#x} ({} KiB), device tree at {:#x} ({} bytes), stage-2 {:?}",
+        kernel.start.bits(),
+        kernel.len / 1024,
+        host_fdt_addr,
+        host_dtb.len(),
+        mode
+    );
+
+    init_hart_csrs();
+    hart::shared(hartid)
+        .online
+        .store(true, core::sync::atomic::Ordering::Release);
+    for cpu in &info.cpus {
+        let id = cpu.hart_id as usize;
+        if id != hartid {
+            if let Err(e) = sbi_call::hart_start(id as u64, entry::secondary_entry(), 0) {
+                info!("hart {} did not start: {:?}", id, e);
+            }
+        }
+    }
+
+    // The boot hart runs host vCPU 0 (the vCPU with its own hart id).
+    hart::shared(hartid).set_hsm(HsmState::Started);
+    let mut vcpu = HostVcpu::new(hartid, kernel.start.bits(), host_fdt_addr);
+    match vcpu.run() {
+        crate::host::vcpu::Exit::Stopped => hart::shared(hartid).set_hsm(HsmState::Stopped),
+    }
+    crate::host::vcpu::park_and_serve(hartid)
+}
+
+fn host_fdt_config(
+    info: &MachineInfo,
+    layout: &Layout,
+    reserved: &[HostRange],
+    imsic: bool,
+) -> devicetree::HostFdtConfig {
+    let _ = info;
+    devicetree::HostFdtConfig {
+        memory: alloc::vec![layout.ram],
+        reserved: reserved.to_vec(),
+        imsic,
+        ..Default::default()
+    }
+}
+
+/// Sv48x4 when the hart has it, else Sv39x4 (hgatp.MODE is WARL).
+fn probe_gstage_mode() -> GStageMode {
+    csr::write!(num::HGATP, GStageMode::Sv48x4.hgatp_mode() << 60);
+    let got = csr::read!(num::HGATP) >> 60;
+    csr::write!(num::HGATP, 0);
+    if got == GStageMode::Sv48x4.hgatp_mode() {
+        GStageMode::Sv48x4
+    } else {
+        GStageMode::Sv39x4
+    }
+}
+
+/// Per-hart hypervisor CSRs: trap vector, delegation, counters, the host's
+/// stage-2 table and environment.
+pub fn init_hart_csrs() {
+    let p = platform::get();
+    csr::write!(num::STVEC, entry::trap_vector());
+    csr::write!(num::SSCRATCH, 0);
+    // Exceptions the host handles itself: misaligned fetch/load/store,
+    // illegal instruction, breakpoint, U-mode ecall, page faults.
+    const HEDELEG: u64 = (1 << 0)
+        | (1 << 2)
+        | (1 << 3)
+        | (1 << 4)
+        | (1 << 6)
+        | (1 << 8)
+        | (1 << 12)
+        | (1 << 13)
+        | (1 << 15);
+    csr::write!(num::HEDELEG, HEDELEG);
+    csr::write!(
+        num::HIDELEG,
+        (1 << bits::IRQ_VS_SOFT) | (1 << bits::IRQ_VS_TIMER) | (1 << bits::IRQ_VS_EXT)
+    );
+    csr::write!(num::HCOUNTEREN, 0x7);
+    csr::write!(num::HENVCFG, p.henvcfg);
+    if p.has_smstateen {
+        // Let the host reach every state mstateen0 lets through (AIA CSRs,
+        // envcfg, ...); bits the firmware withholds read back as zero.
+        csr::write!(num::HSTATEEN0, u64::MAX);
+    }
+    csr::write!(num::HTIMEDELTA, 0);
+    csr::write!(num::HVIP, 0);
+    csr::write!(num::HGEIE, 0);
+    csr::write!(num::HGATP, p.host_hgatp);
+    crate::arch::hfence_gvma_all();
+    csr::write!(
+        num::HSTATUS,
+        bits::HSTATUS_SPV | bits::HSTATUS_SPVP | (p.host_vgein << bits::HSTATUS_VGEIN_SHIFT)
+    );
+    if p.has_sstc {
+        csr::write!(num::STIMECMP, u64::MAX);
+    }
+    // FP and vector state belong to the guest; leave them enabled at HS so
+    // vsstatus alone decides. Salus itself never touches F/V registers.
+    let mut sstatus = csr::read!(num::SSTATUS);
+    sstatus &= !(bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK | bits::SSTATUS_SIE);
+    sstatus |= bits::SSTATUS_FS_INITIAL | bits::SSTATUS_SPP;
+    if p.has_vector {
+        sstatus |= bits::SSTATUS_VS_INITIAL;
+    }
+    csr::write!(num::SSTATUS, sstatus);
+    csr::write!(num::SIE, (1 << bits::IRQ_S_SOFT) | (1 << bits::IRQ_S_TIMER));
+}
+
+fn banner(info: &MachineInfo, layout: &Layout, isa: IsaExtensions, boot_hart: usize) {
+    info!(
+        "Salus {} (HS mode): {} harts, boot hart {}",
+        env!("CARGO_PKG_VERSION"),
+        info.cpus.len(),
+        boot_hart
+    );
+    let mib = |b: u64| b >> 20;
+    info!(
+        "memory: {} MiB at {:#x}; firmware keeps {} MiB, Salus keeps {} MiB ({} KiB image, {} KiB heap, {} KiB page map, {} KiB page tables); host gets {} MiB",
+        mib(layout.ram.len),
+        layout.ram.start.bits(),
+        mib(layout.firmware.len),
+        mib(layout.salus.len),
+        (entry::image_range().1 - entry::image_range().0) / 1024,
+        layout.heap.len / 1024,
+        layout.page_map.len / 1024,
+        layout.pt_pool.len / 1024,
+        mib(layout.host_ram().len)
+    );
+    crate::console::_print(format_args!("salus: ISA:"));
+    for (name, flag) in [
+        ("H", IsaExtensions::H),
+        ("V", IsaExtensions::V),
+        ("Sstc", IsaExtensions::SSTC),
+        ("Ssaia", IsaExtensions::SSAIA),
+        ("Smaia", IsaExtensions::SMAIA),
+        ("Svadu", IsaExtensions::SVADU),
+        ("Svnapot", IsaExtensions::SVNAPOT),
+        ("Zicbom", IsaExtensions::ZICBOM),
+        ("Zkn", IsaExtensions::ZKN),
+        ("Zknh", IsaExtensions::ZKNH),
+    ] {
+        let mark = if isa.contains(flag) { "+" } else { "-" };
+        crate::console::_print(format_args!(" {}{}", mark, name));
+    }
+    crate::console::_print(format_args!("\n"));
+    match info.s_imsic() {
+        Some(i) => info!(
+            "AIA: S-level IMSIC at {:#x}, {} ids, guest-index bits {}; APLICs: {}",
+            i.regs.first().map_or(0, |r| r.start.bits()),
+            i.num_ids,
+            i.guest_index_bits,
+            info.aplics.len()
+        ),
+        None => info!("AIA: no IMSIC (host gets no external interrupts)"),
+    }
+    match &info.pci {
+        Some(p) => info!(
+            "PCI: ECAM at {:#x} (+{:#x}), kept by Salus for now",
+            p.ecam.start.bits(),
+            p.ecam.len
+        ),
+        None => info!("PCI: none"),
+    }
+}

@@ -1,0 +1,325 @@
+//! SBI services for the host VM. Every handler validates its arguments and
+//! returns a `SbiResult`; `handle` is the only place that writes a0/a1.
+
+use super::vcpu::{serve_mailbox, HostVcpu};
+use crate::arch::csr::{self, bits, num};
+use crate::arch::entry::reg;
+use crate::arch::{phys, sbi_call};
+use crate::hart::{self, HsmState};
+use crate::{console, memory, platform};
+use core::sync::atomic::Ordering;
+use hyp_addr::HostPhysAddr;
+use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult};
+
+/// What the vCPU loop does after a call.
+pub enum SbiOutcome {
+    /// Write a0/a1 (already done) and step past the ecall.
+    Return,
+    /// The vCPU stopped (hart_stop).
+    Stop,
+    /// The vCPU state was reset (non-retentive resume): enter as is.
+    Resume,
+}
+
+const EID_BASE: u64 = base::EID_BASE as u64;
+const EID_TIME: u64 = time::EID_TIME as u64;
+const EID_SPI: u64 = spi::EID_SPI as u64;
+const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
+const EID_HSM: u64 = hsm::EID_HSM as u64;
+const EID_SRST: u64 = srst::EID_SRST as u64;
+const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+
+/// Largest chunk one DBCN call moves; the caller loops for the rest.
+const DBCN_CHUNK: u64 = 256;
+
+/// Extensions the host may probe for.
+fn implemented(eid: u64) -> bool {
+    matches!(
+        eid,
+        EID_BASE
+            | EID_TIME
+            | EID_SPI
+            | EID_RFNC
+            | EID_HSM
+            | EID_SRST
+            | EID_DBCN
+            | sbi_abi::LEGACY_CONSOLE_PUTCHAR
+            | sbi_abi::LEGACY_CONSOLE_GETCHAR
+    )
+}
+
+pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
+    let g = &vcpu.regs.gprs;
+    let (eid, fid) = (g[reg::A7], g[reg::A6]);
+    let a = [
+        g[reg::A0],
+        g[reg::A1],
+        g[reg::A2],
+        g[reg::A3],
+        g[reg::A4],
+        g[reg::A5],
+    ];
+    let result = match eid {
+        EID_BASE => base_call(fid, a[0]),
+        EID_TIME if fid == time::SET_TIMER as u64 => {
+            vcpu.set_timer(a[0]);
+            Ok(0)
+        }
+        EID_SPI if fid == spi::SEND_IPI as u64 => send_ipi(vcpu.hartid, a[0], a[1]),
+        EID_RFNC => rfence(vcpu.hartid, fid, a),
+        EID_HSM => match hsm_call(vcpu, fid, a) {
+            Err(e) => Err(e),
+            Ok(HsmDone::Value(v)) => Ok(v),
+            Ok(HsmDone::Stop) => return SbiOutcome::Stop,
+            Ok(HsmDone::Resumed) => return SbiOutcome::Resume,
+        },
+        EID_SRST if fid == srst::SYSTEM_RESET as u64 => system_reset(a[0], a[1]),
+        EID_DBCN => dbcn_call(fid, a),
+        sbi_abi::LEGACY_CONSOLE_PUTCHAR => {
+            console::write_bytes(&[a[0] as u8]);
+            vcpu.regs.gprs[reg::A0] = 0;
+            return SbiOutcome::Return;
+        }
+        sbi_abi::LEGACY_CONSOLE_GETCHAR => {
+            // Legacy calls return only a0: the byte, or -1 when none.
+            vcpu.regs.gprs[reg::A0] = console::read_byte().map_or(u64::MAX, u64::from);
+            return SbiOutcome::Return;
+        }
+        _ => Err(SbiError::NotSupported),
+    };
+    let (a0, a1) = match result {
+        Ok(v) => (0, v),
+        Err(e) => (e.code() as u64, 0),
+    };
+    vcpu.regs.gprs[reg::A0] = a0;
+    vcpu.regs.gprs[reg::A1] = a1;
+    SbiOutcome::Return
+}
+
+fn base_call(fid: u64, arg: u64) -> SbiResult {
+    let p = platform::get();
+    match fid as usize {
+        base::GET_SBI_SPEC_VERSION => Ok(sbi_abi::SPEC_VERSION),
+        base::GET_SBI_IMPL_ID => Ok(sbi_abi::SALUS_IMPL_ID),
+        base::GET_SBI_IMPL_VERSION => Ok(sbi_abi::SALUS_IMPL_VERSION),
+        base::PROBE_EXTENSION => Ok(implemented(arg) as u64),
+        base::GET_MVENDORID => Ok(p.mvendorid),
+        base::GET_MARCHID => Ok(p.marchid),
+        base::GET_MIMPID => Ok(p.mimpid),
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
+fn send_ipi(me: usize, mask: u64, mask_base: u64) -> SbiResult {
+    let nharts = platform::get().nharts as u64;
+    let mut phys_mask = 0u64;
+    HartSelection::decode(mask, mask_base).for_each(nharts, |h| {
+        if h as usize == me {
+            csr::set!(num::HVIP, 1 << bits::IRQ_VS_SOFT);
+        } else {
+            hart::shared(h as usize)
+                .vssip
+                .store(true, Ordering::Release);
+            phys_mask |= 1 << h;
+        }
+    })?;
+    if phys_mask != 0 {
+        sbi_call::send_ipi(phys_mask, 0).map_err(|_| SbiError::Failed)?;
+    }
+    Ok(0)
+}
+
+fn rfence(me: usize, fid: u64, a: [u64; 6]) -> SbiResult {
+    match fid as usize {
+        rfnc::REMOTE_FENCE_I => {}
+        rfnc::REMOTE_SFENCE_VMA | rfnc::REMOTE_SFENCE_VMA_ASID => {
+            let (start, size) = (a[2], a[3]);
+            if size != u64::MAX && start.checked_add(size).is_none() {
+                return Err(SbiError::InvalidAddress);
+            }
+        }
+        // The hfence calls are for hypervisors; the host is not one here.
+        _ => return Err(SbiError::NotSupported),
+    }
+    let nharts = platform::get().nharts as u64;
+    let mut targets = 0u64;
+    HartSelection::decode(a[0], a[1]).for_each(nharts, |h| targets |= 1 << h)?;
+    remote_fence(me, targets);
+    Ok(0)
+}
+
+/// Fences the host's VS-stage TLBs and instruction caches on every hart in
+/// `targets` and returns once all of them have done it.
+pub fn remote_fence(me: usize, targets: u64) {
+    let mut waits = [0u64; crate::arch::entry::MAX_HARTS];
+    let mut phys_mask = 0u64;
+    let mut t = targets;
+    while t != 0 {
+        let h = t.trailing_zeros() as usize;
+        t &= t - 1;
+        if h == me {
+            crate::arch::hfence_vvma_all();
+            crate::arch::fence_i();
+        } else if hart::shared(h).online.load(Ordering::Acquire) {
+            waits[h] = hart::shared(h).fence_req.fetch_add(1, Ordering::AcqRel) + 1;
+            phys_mask |= 1 << h;
+        }
+    }
+    if phys_mask == 0 {
+        return;
+    }
+    let _ = sbi_call::send_ipi(phys_mask, 0);
+    let mut t = phys_mask;
+    while t != 0 {
+        let h = t.trailing_zeros() as usize;
+        while hart::shared(h).fence_done.load(Ordering::Acquire) < waits[h] {
+            // Serve our own mailbox so two harts fencing each other cannot
+            // deadlock.
+            if csr::read!(num::SIP) & (1 << bits::IRQ_S_SOFT) != 0 {
+                serve_mailbox(me);
+            }
+            core::hint::spin_loop();
+        }
+        t &= t - 1;
+    }
+}
+
+enum HsmDone {
+    Value(u64),
+    Stop,
+    Resumed,
+}
+
+fn valid_hart(id: u64) -> Result<usize, SbiError> {
+    if id < platform::get().nharts as u64 {
+        Ok(id as usize)
+    } else {
+        Err(SbiError::InvalidParam)
+    }
+}
+
+fn hsm_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> Result<HsmDone, SbiError> {
+    match fid as usize {
+        hsm::HART_START => {
+            let target = valid_hart(a[0])?;
+            let (addr, opaque) = (a[1], a[2]);
+            if !memory::host_owns(addr, 4) {
+                return Err(SbiError::InvalidAddress);
+            }
+            let t = hart::shared(target);
+            if t.hsm() != HsmState::Stopped {
+                return Err(SbiError::AlreadyAvailable);
+            }
+            t.start_addr.store(addr, Ordering::Release);
+            t.start_opaque.store(opaque, Ordering::Release);
+            if !t.hsm_transition(HsmState::Stopped, HsmState::StartPending) {
+                return Err(SbiError::AlreadyAvailable);
+            }
+            sbi_call::send_ipi(1 << target, 0).map_err(|_| SbiError::Failed)?;
+            Ok(HsmDone::Value(0))
+        }
+        hsm::HART_STOP => {
+            hart::shared(vcpu.hartid).set_hsm(HsmState::StopPending);
+            Ok(HsmDone::Stop)
+        }
+        hsm::HART_GET_STATUS => {
+            let target = valid_hart(a[0])?;
+            Ok(HsmDone::Value(hart::shared(target).hsm() as u64))
+        }
+        hsm::HART_SUSPEND => suspend(vcpu, a[0], a[1], a[2]),
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
+fn suspend(
+    vcpu: &mut HostVcpu,
+    kind: u64,
+    resume_addr: u64,
+    opaque: u64,
+) -> Result<HsmDone, SbiError> {
+    const RETENTIVE: u64 = hsm::suspend_type::RETENTIVE as u64;
+    const NON_RETENTIVE: u64 = hsm::suspend_type::NON_RETENTIVE as u64;
+    if kind != RETENTIVE && kind != NON_RETENTIVE {
+        return Err(SbiError::InvalidParam);
+    }
+    if kind == NON_RETENTIVE && !memory::host_owns(resume_addr, 4) {
+        return Err(SbiError::InvalidAddress);
+    }
+    let me = hart::shared(vcpu.hartid);
+    me.set_hsm(HsmState::Suspended);
+    // Wakes on any pending interrupt enabled for HS or (through hie) for the
+    // guest; spurious wake-ups are allowed by the spec.
+    crate::arch::wfi();
+    me.set_hsm(HsmState::Started);
+    if kind == NON_RETENTIVE {
+        vcpu.reset(resume_addr, opaque);
+        return Ok(HsmDone::Resumed);
+    }
+    Ok(HsmDone::Value(0))
+}
+
+fn system_reset(kind: u64, reason: u64) -> SbiResult {
+    let kind = u32::try_from(kind).map_err(|_| SbiError::InvalidParam)?;
+    let reason = u32::try_from(reason).map_err(|_| SbiError::InvalidParam)?;
+    match kind {
+        srst::RESET_TYPE_SHUTDOWN | srst::RESET_TYPE_COLD_REBOOT | srst::RESET_TYPE_WARM_REBOOT => {
+        }
+        0xF000_0000..=u32::MAX => return Err(SbiError::NotSupported),
+        _ => return Err(SbiError::InvalidParam),
+    }
+    if (2..0xE000_0000).contains(&reason) {
+        return Err(SbiError::InvalidParam);
+    }
+    let what = match kind {
+        srst::RESET_TYPE_SHUTDOWN => "shutdown",
+        srst::RESET_TYPE_COLD_REBOOT => "cold reboot",
+        _ => "warm reboot",
+    };
+    crate::info!("host requested {} (reason {})", what, reason);
+    if kind == srst::RESET_TYPE_SHUTDOWN && reason == srst::RESET_REASON_SYSTEM_FAILURE {
+        // Make the failure visible as QEMU's exit status.
+        crate::drivers::test_finisher::fail(1);
+    }
+    let r = sbi_call::system_reset(kind, reason);
+    r.into_result()
+}
+
+fn dbcn_call(fid: u64, a: [u64; 6]) -> SbiResult {
+    match fid as usize {
+        dbcn::CONSOLE_WRITE | dbcn::CONSOLE_READ => {
+            let (len, lo, hi) = (a[0], a[1], a[2]);
+            if hi != 0 || lo.checked_add(len).is_none() {
+                return Err(SbiError::InvalidParam);
+            }
+            let n = len.min(DBCN_CHUNK);
+            if !memory::host_owns(lo, n) {
+                return Err(SbiError::InvalidParam);
+            }
+            let mut buf = [0u8; DBCN_CHUNK as usize];
+            let buf = &mut buf[..n as usize];
+            if fid as usize == dbcn::CONSOLE_WRITE {
+                phys::copy_from(HostPhysAddr::new(lo), buf);
+                console::write_bytes(buf);
+                Ok(n)
+            } else {
+                let mut got = 0;
+                while got < buf.len() {
+                    match console::read_byte() {
+                        Some(b) => {
+                            buf[got] = b;
+                            got += 1;
+                        }
+                        None => break,
+                    }
+                }
+                phys::copy_to(HostPhysAddr::new(lo), &buf[..got]);
+                Ok(got as u64)
+            }
+        }
+        dbcn::CONSOLE_WRITE_BYTE => {
+            console::write_bytes(&[a[0] as u8]);
+            Ok(0)
+        }
+        _ => Err(SbiError::NotSupported),
+    }
+}

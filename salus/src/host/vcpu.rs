@@ -1,0 +1,218 @@
+//! The host's vCPU on one hart: enter VS mode, take the trap back, handle
+//! it, repeat. Host vCPU `i` is pinned to physical hart `i`.
+
+use super::sbi::{self, SbiOutcome};
+use crate::arch::csr::{self, bits, num};
+use crate::arch::entry::{reg, run_guest, GuestRegs};
+use crate::hart::{self, HsmState};
+use crate::platform;
+
+const INTERRUPT: u64 = 1 << 63;
+const CAUSE_ECALL_VS: u64 = 10;
+const CAUSE_FETCH_GUEST_PAGE_FAULT: u64 = 20;
+const CAUSE_LOAD_GUEST_PAGE_FAULT: u64 = 21;
+const CAUSE_VIRTUAL_INSTRUCTION: u64 = 22;
+const CAUSE_STORE_GUEST_PAGE_FAULT: u64 = 23;
+const CAUSE_ILLEGAL_INSTRUCTION: u64 = 2;
+
+/// How many stray accesses per hart are logged before going quiet.
+const FAULT_LOG_LIMIT: u32 = 8;
+
+pub struct HostVcpu {
+    pub hartid: usize,
+    pub regs: GuestRegs,
+    /// Deadline of the emulated VS timer (no Sstc), u64::MAX when disarmed.
+    pub timer_deadline: u64,
+    faults_logged: u32,
+}
+
+/// Why the vCPU loop returned.
+pub enum Exit {
+    /// The host stopped this vCPU (HSM hart_stop).
+    Stopped,
+}
+
+impl HostVcpu {
+    /// A vCPU reset to start at `entry` with a0 = hart id, a1 = `arg`.
+    pub fn new(hartid: usize, entry: u64, arg: u64) -> Self {
+        let mut v = HostVcpu {
+            hartid,
+            regs: GuestRegs::new(),
+            timer_deadline: u64::MAX,
+            faults_logged: 0,
+        };
+        v.reset(entry, arg);
+        v
+    }
+
+    /// Resets the architectural state the SBI spec defines for a hart start
+    /// (and non-retentive resume): pc, a0, a1, S-mode with paging and
+    /// interrupts off.
+    pub fn reset(&mut self, entry: u64, arg: u64) {
+        self.regs = GuestRegs::new();
+        self.regs.sepc = entry;
+        self.regs.gprs[reg::A0] = self.hartid as u64;
+        self.regs.gprs[reg::A1] = arg;
+        csr::write!(num::VSSTATUS, bits::SSTATUS_FS_INITIAL);
+        csr::write!(num::VSIE, 0);
+        csr::write!(num::VSATP, 0);
+        csr::write!(num::VSTVEC, 0);
+        csr::write!(num::VSSCRATCH, 0);
+        csr::write!(num::HVIP, 0);
+        if platform::get().has_sstc {
+            csr::write!(num::VSTIMECMP, u64::MAX);
+        }
+        self.timer_deadline = u64::MAX;
+        crate::arch::hfence_vvma_all();
+        // Enter VS (not VU) mode on the next sret.
+        csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
+    }
+
+    /// Runs until the host stops this vCPU.
+    pub fn run(&mut self) -> Exit {
+        loop {
+            let scause = {
+                run_guest(&mut self.regs);
+                csr::read!(num::SCAUSE)
+            };
+            if scause & INTERRUPT != 0 {
+                self.handle_interrupt(scause & !INTERRUPT);
+                continue;
+            }
+            match scause {
+                CAUSE_ECALL_VS => match sbi::handle(self) {
+                    SbiOutcome::Return => self.regs.sepc += 4,
+                    SbiOutcome::Stop => return Exit::Stopped,
+                    SbiOutcome::Resume => {}
+                },
+                CAUSE_FETCH_GUEST_PAGE_FAULT
+                | CAUSE_LOAD_GUEST_PAGE_FAULT
+                | CAUSE_STORE_GUEST_PAGE_FAULT => self.guest_page_fault(scause),
+                CAUSE_VIRTUAL_INSTRUCTION => {
+                    let insn = csr::read!(num::STVAL);
+                    self.inject_exception(CAUSE_ILLEGAL_INSTRUCTION, insn);
+                }
+                other => {
+                    // Anything else not delegated (e.g. an access fault from
+                    // PMP) belongs to the host: reflect it unchanged.
+                    let tval = csr::read!(num::STVAL);
+                    self.inject_exception(other, tval);
+                }
+            }
+        }
+    }
+
+    fn handle_interrupt(&mut self, code: u64) {
+        match code {
+            bits::IRQ_S_SOFT => serve_mailbox(self.hartid),
+            bits::IRQ_S_TIMER => self.timer_fired(),
+            _ => {
+                // Not enabled in sie; if it shows up, mask it so it cannot
+                // storm, and say so.
+                csr::clear!(num::SIE, 1 << code);
+                crate::info!("hart {}: unexpected interrupt {} masked", self.hartid, code);
+            }
+        }
+    }
+
+    /// SBI set_timer for the host.
+    pub fn set_timer(&mut self, deadline: u64) {
+        if platform::get().has_sstc {
+            csr::write!(num::VSTIMECMP, deadline);
+            return;
+        }
+        csr::clear!(num::HVIP, 1 << bits::IRQ_VS_TIMER);
+        self.timer_deadline = deadline;
+        crate::arch::sbi_call::set_timer(deadline);
+    }
+
+    fn timer_fired(&mut self) {
+        // Only the emulated VS timer uses Salus's S-level timer.
+        crate::arch::sbi_call::set_timer(u64::MAX);
+        if self.timer_deadline != u64::MAX {
+            self.timer_deadline = u64::MAX;
+            csr::set!(num::HVIP, 1 << bits::IRQ_VS_TIMER);
+        }
+    }
+
+    fn guest_page_fault(&mut self, scause: u64) {
+        let stval = csr::read!(num::STVAL);
+        let gpa = (csr::read!(num::HTVAL) << 2) | (stval & 3);
+        let (what, access_fault) = match scause {
+            CAUSE_FETCH_GUEST_PAGE_FAULT => ("fetch", 1),
+            CAUSE_LOAD_GUEST_PAGE_FAULT => ("load", 5),
+            _ => ("store", 7),
+        };
+        if self.faults_logged < FAULT_LOG_LIMIT {
+            self.faults_logged += 1;
+            crate::info!(
+                "host hart {}: {} at GPA {:#x} (pc {:#x}) is not host memory; access fault injected",
+                self.hartid,
+                what,
+                gpa,
+                self.regs.sepc
+            );
+        }
+        self.inject_exception(access_fault, stval);
+    }
+
+    /// Delivers a synchronous exception to the guest's VS-mode trap handler,
+    /// as the hart would have if the exception were delegated.
+    pub fn inject_exception(&mut self, cause: u64, tval: u64) {
+        let from_vs = csr::read!(num::SSTATUS) & bits::SSTATUS_SPP != 0;
+        let mut vsstatus = csr::read!(num::VSSTATUS);
+        let sie = vsstatus & bits::SSTATUS_SIE != 0;
+        vsstatus &= !(bits::SSTATUS_SPP | bits::SSTATUS_SPIE | bits::SSTATUS_SIE);
+        if from_vs {
+            vsstatus |= bits::SSTATUS_SPP;
+        }
+        if sie {
+            vsstatus |= bits::SSTATUS_SPIE;
+        }
+        csr::write!(num::VSSTATUS, vsstatus);
+        csr::write!(num::VSCAUSE, cause);
+        csr::write!(num::VSTVAL, tval);
+        csr::write!(num::VSEPC, self.regs.sepc);
+        self.regs.sepc = csr::read!(num::VSTVEC) & !3;
+        csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
+    }
+}
+
+/// Serves requests other harts posted for this one: owed virtual IPIs and
+/// remote fences. Called on a supervisor software interrupt and when a
+/// parked or waiting hart wakes.
+pub fn serve_mailbox(hartid: usize) {
+    csr::clear!(num::SIP, 1 << bits::IRQ_S_SOFT);
+    let me = hart::shared(hartid);
+    if me.vssip.swap(false, core::sync::atomic::Ordering::AcqRel) {
+        csr::set!(num::HVIP, 1 << bits::IRQ_VS_SOFT);
+    }
+    let req = me.fence_req.load(core::sync::atomic::Ordering::Acquire);
+    if req != me.fence_done.load(core::sync::atomic::Ordering::Relaxed) {
+        crate::arch::hfence_vvma_all();
+        crate::arch::fence_i();
+        me.fence_done
+            .store(req, core::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Parks a hart until the host starts its vCPU, then runs it; forever.
+pub fn park_and_serve(hartid: usize) -> ! {
+    let me = hart::shared(hartid);
+    loop {
+        serve_mailbox(hartid);
+        if me.hsm() == HsmState::StartPending {
+            let entry = me.start_addr.load(core::sync::atomic::Ordering::Acquire);
+            let arg = me.start_opaque.load(core::sync::atomic::Ordering::Acquire);
+            // A started hart begins with no virtual interrupt owed.
+            me.vssip.store(false, core::sync::atomic::Ordering::Release);
+            let mut vcpu = HostVcpu::new(hartid, entry, arg);
+            me.set_hsm(HsmState::Started);
+            match vcpu.run() {
+                Exit::Stopped => me.set_hsm(HsmState::Stopped),
+            }
+            continue;
+        }
+        crate::arch::wfi();
+    }
+}

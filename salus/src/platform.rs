@@ -1,0 +1,30 @@
+//! What Salus learned about the machine at boot, read-only afterwards.
+
+use spin::Once;
+
+pub struct Platform {
+    /// Harts are numbered 0..nharts (checked at boot).
+    pub nharts: usize,
+    pub boot_hart: usize,
+    pub has_sstc: bool,
+    pub has_vector: bool,
+    pub has_smstateen: bool,
+    pub henvcfg: u64,
+    /// hgatp of the host's stage-2 table.
+    pub host_hgatp: u64,
+    /// hstatus.VGEIN for the host (0 without an IMSIC guest file).
+    pub host_vgein: u64,
+    pub mvendorid: u64,
+    pub marchid: u64,
+    pub mimpid: u64,
+}
+
+static PLATFORM: Once<Platform> = Once::new();
+
+pub fn set(p: Platform) {
+    PLATFORM.call_once(|| p);
+}
+
+pub fn get() -> &'static Platform {
+    PLATFORM.get().expect("platform::set ran at boot")
+}
