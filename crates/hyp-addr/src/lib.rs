@@ -203,8 +203,14 @@ mod tests {
         let a = HostPhysAddr::new(0x8020_1234);
         assert!(!a.is_aligned(PageSize::Size4K));
         assert_eq!(a.align_down(PageSize::Size4K).bits(), 0x8020_1000);
-        assert_eq!(a.checked_align_up(PageSize::Size2M).unwrap().bits(), 0x8040_0000);
-        assert_eq!(HostPhysAddr::new(u64::MAX).checked_align_up(PageSize::Size4K), None);
+        assert_eq!(
+            a.checked_align_up(PageSize::Size2M).unwrap().bits(),
+            0x8040_0000
+        );
+        assert_eq!(
+            HostPhysAddr::new(u64::MAX).checked_align_up(PageSize::Size4K),
+            None
+        );
     }
 
     #[test]

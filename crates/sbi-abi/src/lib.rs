@@ -83,7 +83,10 @@ impl SbiRet {
     pub const fn from_result(r: SbiResult) -> Self {
         match r {
             Ok(value) => SbiRet { error: 0, value },
-            Err(e) => SbiRet { error: e.code(), value: 0 },
+            Err(e) => SbiRet {
+                error: e.code(),
+                value: 0,
+            },
         }
     }
     /// Back to a typed result; unknown negative codes map to `Failed`.
@@ -175,9 +178,19 @@ mod tests {
         assert_eq!(SbiRet::from_result(Ok(5)), SbiRet { error: 0, value: 5 });
         assert_eq!(
             SbiRet::from_result(Err(SbiError::InvalidParam)),
-            SbiRet { error: -3, value: 0 }
+            SbiRet {
+                error: -3,
+                value: 0
+            }
         );
-        assert_eq!(SbiRet { error: -99, value: 0 }.into_result(), Err(SbiError::Failed));
+        assert_eq!(
+            SbiRet {
+                error: -99,
+                value: 0
+            }
+            .into_result(),
+            Err(SbiError::Failed)
+        );
     }
 
     fn collect(sel: HartSelection, n: u64) -> Result<std::vec::Vec<u64>, SbiError> {
@@ -189,11 +202,23 @@ mod tests {
 
     #[test]
     fn hart_masks() {
-        assert_eq!(collect(HartSelection::decode(0, u64::MAX), 3), Ok(std::vec![0, 1, 2]));
-        assert_eq!(collect(HartSelection::decode(0b101, 0), 3), Ok(std::vec![0, 2]));
+        assert_eq!(
+            collect(HartSelection::decode(0, u64::MAX), 3),
+            Ok(std::vec![0, 1, 2])
+        );
+        assert_eq!(
+            collect(HartSelection::decode(0b101, 0), 3),
+            Ok(std::vec![0, 2])
+        );
         assert_eq!(collect(HartSelection::decode(0b1, 2), 3), Ok(std::vec![2]));
-        assert_eq!(collect(HartSelection::decode(0b1, 3), 3), Err(SbiError::InvalidParam));
-        assert_eq!(collect(HartSelection::decode(0b1000, 0), 3), Err(SbiError::InvalidParam));
+        assert_eq!(
+            collect(HartSelection::decode(0b1, 3), 3),
+            Err(SbiError::InvalidParam)
+        );
+        assert_eq!(
+            collect(HartSelection::decode(0b1000, 0), 3),
+            Err(SbiError::InvalidParam)
+        );
         assert_eq!(
             collect(HartSelection::decode(1 << 63, u64::MAX - 1), 4),
             Err(SbiError::InvalidParam)
