@@ -1,0 +1,250 @@
+//! What tellus learns from the device tree it was booted with.
+
+use fdt::Fdt;
+
+pub const MAX_HARTS: usize = 16;
+const MAX_RANGES: usize = 16;
+
+/// A half-open physical address range `[start, end)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    pub fn new(start: u64, size: u64) -> Self {
+        Range {
+            start,
+            end: start.saturating_add(size),
+        }
+    }
+    pub fn size(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+/// A small fixed-capacity list of ranges.
+#[derive(Clone, Copy, Debug)]
+pub struct Ranges {
+    items: [Range; MAX_RANGES],
+    len: usize,
+}
+
+impl Ranges {
+    pub const fn new() -> Self {
+        Ranges {
+            items: [Range { start: 0, end: 0 }; MAX_RANGES],
+            len: 0,
+        }
+    }
+    pub fn push(&mut self, r: Range) {
+        if r.end > r.start && self.len < MAX_RANGES {
+            self.items[self.len] = r;
+            self.len += 1;
+        }
+    }
+    pub fn as_slice(&self) -> &[Range] {
+        &self.items[..self.len]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Ranges::new()
+    }
+}
+
+#[derive(Debug)]
+pub struct Platform {
+    pub boot_hartid: u64,
+    /// Hart ids of the enabled cpus in /cpus, in FDT order.
+    pub harts: [u64; MAX_HARTS],
+    pub nharts: usize,
+    pub timebase: u64,
+    pub has_v: bool,
+    pub has_sstc: bool,
+    pub memory: Ranges,
+    /// All /reserved-memory children.
+    pub reserved: Ranges,
+    /// The /reserved-memory children marked `no-map` (what the host must
+    /// never be able to touch).
+    pub no_map: Ranges,
+    /// /memreserve/ entries of the FDT header.
+    pub memreserve: Ranges,
+    pub fdt: Range,
+    pub bench: bool,
+    /// `skip_oob_dbcn` in bootargs: do not make the DBCN calls that crash
+    /// SBIs without buffer validation (for runs on plain OpenSBI).
+    pub skip_oob_dbcn: bool,
+}
+
+impl Platform {
+    pub fn hart_ids(&self) -> &[u64] {
+        &self.harts[..self.nharts]
+    }
+    pub fn slot_of(&self, hartid: u64) -> Option<usize> {
+        self.hart_ids().iter().position(|&h| h == hartid)
+    }
+    pub fn max_hartid(&self) -> u64 {
+        self.hart_ids().iter().copied().max().unwrap_or(0)
+    }
+    /// Converts milliseconds to `time` ticks.
+    pub fn ms(&self, ms: u64) -> u64 {
+        self.timebase * ms / 1000
+    }
+    /// The range the negative tests poke at: the first no-map reserved
+    /// range, else the first reserved one.
+    pub fn forbidden(&self) -> Option<Range> {
+        self.no_map
+            .as_slice()
+            .first()
+            .or(self.reserved.as_slice().first())
+            .copied()
+    }
+    pub fn ram_end(&self) -> u64 {
+        self.memory
+            .as_slice()
+            .iter()
+            .map(|r| r.end)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    match bytes.len() {
+        4 => Some(u32::from_be_bytes(bytes.try_into().ok()?) as u64),
+        8 => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// Single-letter extension check on an ISA string like `rv64imafdcv_sstc`.
+fn isa_has_letter(isa: &str, letter: char) -> bool {
+    let base = isa.split('_').next().unwrap_or("");
+    let letters = base
+        .strip_prefix("rv64")
+        .or_else(|| base.strip_prefix("rv32"))
+        .unwrap_or("");
+    letters.chars().any(|c| c == letter)
+}
+
+fn isa_has_multi(isa: &str, ext: &str) -> bool {
+    isa.split('_').skip(1).any(|e| e == ext)
+}
+
+pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> {
+    // SAFETY: a1 at entry points to the FDT blob the firmware handed us; the
+    // header is validated by the parser before it uses totalsize.
+    let fdt = unsafe { Fdt::from_ptr(fdt_addr as *const u8) }.map_err(|_| "bad FDT header")?;
+
+    let mut p = Platform {
+        boot_hartid,
+        harts: [0; MAX_HARTS],
+        nharts: 0,
+        timebase: 0,
+        has_v: false,
+        has_sstc: false,
+        memory: Ranges::new(),
+        reserved: Ranges::new(),
+        no_map: Ranges::new(),
+        memreserve: Ranges::new(),
+        fdt: Range::new(fdt_addr, fdt.total_size() as u64),
+        bench: false,
+        skip_oob_dbcn: false,
+    };
+
+    let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
+    if let Some(tb) = cpus.property("timebase-frequency") {
+        p.timebase = be_u64(tb.value).unwrap_or(0);
+    }
+    for cpu in cpus.children() {
+        if cpu.name.split('@').next() != Some("cpu") {
+            continue;
+        }
+        if cpu.property("device_type").and_then(|d| d.as_str()) != Some("cpu") {
+            continue;
+        }
+        if let Some(s) = cpu.property("status").and_then(|s| s.as_str()) {
+            if s != "okay" && s != "ok" {
+                continue;
+            }
+        }
+        let Some(id) = cpu.property("reg").and_then(|r| be_u64(r.value)) else {
+            continue;
+        };
+        if p.timebase == 0 {
+            if let Some(tb) = cpu.property("timebase-frequency") {
+                p.timebase = be_u64(tb.value).unwrap_or(0);
+            }
+        }
+        if id == boot_hartid {
+            if let Some(isa) = cpu.property("riscv,isa").and_then(|i| i.as_str()) {
+                p.has_v |= isa_has_letter(isa, 'v');
+                p.has_sstc |= isa_has_multi(isa, "sstc");
+            }
+            if let Some(exts) = cpu.property("riscv,isa-extensions") {
+                for e in exts.value.split(|&b| b == 0) {
+                    p.has_v |= e == b"v";
+                    p.has_sstc |= e == b"sstc";
+                }
+            }
+        }
+        if p.nharts < MAX_HARTS {
+            p.harts[p.nharts] = id;
+            p.nharts += 1;
+        }
+    }
+    if p.timebase == 0 {
+        return Err("no timebase-frequency");
+    }
+    if p.slot_of(boot_hartid).is_none() {
+        return Err("boot hart not in /cpus");
+    }
+
+    for node in fdt.find_node("/").ok_or("no root node")?.children() {
+        let n = node.name.split('@').next().unwrap_or("");
+        if n == "memory" {
+            for r in node.reg().into_iter().flatten() {
+                p.memory.push(Range::new(
+                    r.starting_address as u64,
+                    r.size.unwrap_or(0) as u64,
+                ));
+            }
+        }
+    }
+    if p.memory.is_empty() {
+        return Err("no /memory");
+    }
+
+    if let Some(resv) = fdt.find_node("/reserved-memory") {
+        for child in resv.children() {
+            let no_map = child.property("no-map").is_some();
+            for r in child.reg().into_iter().flatten() {
+                let range = Range::new(r.starting_address as u64, r.size.unwrap_or(0) as u64);
+                p.reserved.push(range);
+                if no_map {
+                    p.no_map.push(range);
+                }
+            }
+        }
+    }
+    for r in fdt.memory_reservations() {
+        p.memreserve
+            .push(Range::new(r.address() as u64, r.size() as u64));
+    }
+
+    if let Some(args) = fdt
+        .find_node("/chosen")
+        .and_then(|c| c.property("bootargs"))
+        .and_then(|a| a.as_str())
+    {
+        p.bench = args.split_whitespace().any(|w| w == "bench");
+        p.skip_oob_dbcn = args.split_whitespace().any(|w| w == "skip_oob_dbcn");
+    }
+    Ok(p)
+}
