@@ -38,6 +38,11 @@ extern "C" fn tellus_main(hartid: u64, fdt: u64, boot_instret: u64) -> ! {
         Err(e) => fatal(format_args!("device tree at {fdt:#x}: {e}")),
     };
     harts::init(p);
+    // Every wait below is bounded by the `time` CSR, so make sure it runs.
+    let t0 = arch::read_time();
+    if (0..50_000_000u64).all(|_| arch::read_time() == t0) {
+        fatal(format_args!("the time CSR does not advance"));
+    }
     if p.bench {
         bench::run(p, boot_instret);
         shutdown(srst::RESET_REASON_NO_REASON);
