@@ -1,0 +1,93 @@
+//! TVM measurement rules (the hashing is implemented by the `measurement`
+//! crate; this module only fixes *what* is hashed).
+//!
+//! The spec requires a SHA-384 "hash extend" per 4 KiB page added with
+//! `add_tvm_measured_pages`, with the page's GPA part of the operation, in
+//! the order the pages are added; `finalize_tvm` includes `entry_sepc` and
+//! `entry_arg`; `tvm_identity` is *not* measured. The exact byte strings are
+//! this project's choice:
+//!
+//! 1. A register starts as 48 zero bytes ([`INITIAL_VALUE`]).
+//! 2. `extend(m, data)` sets `m = SHA-384(m || data)`.
+//! 3. Measured page: one extend per 4 KiB page (a 2 MiB / 1 GiB page type is
+//!    measured as its 512 / 262144 4 KiB sub-pages in increasing GPA order),
+//!    `data = gpa.to_le_bytes() (8 bytes) || page contents (4096 bytes)`,
+//!    where `gpa` is the guest physical address the 4 KiB page is mapped at.
+//! 4. `finalize_tvm`: one extend with
+//!    `data = entry_sepc.to_le_bytes() || entry_arg.to_le_bytes()` (16 bytes).
+//! 5. Zero pages, shared pages, page-table pages, vCPU creation and the TVM
+//!    identity are not measured.
+//! 6. COVG `extend_measurement` on a runtime register: one extend with the
+//!    48-byte digest supplied by the guest.
+//!
+//! Register map reported by `get_attcaps`: index [`TVM_INITIAL_INDEX`] is
+//! the initial (static) TVM measurement above; indices
+//! [`RUNTIME_FIRST_INDEX`]..=[`RUNTIME_LAST_INDEX`] are runtime registers.
+
+use crate::covg::HashAlgorithm;
+
+/// Hash used for every register.
+pub const HASH_ALGORITHM: HashAlgorithm = HashAlgorithm::Sha384;
+/// Register width in bytes.
+pub const REGISTER_LEN: usize = 48;
+/// Initial value of every register.
+pub const INITIAL_VALUE: [u8; REGISTER_LEN] = [0; REGISTER_LEN];
+/// Bytes of the GPA prefix of a measured page.
+pub const PAGE_GPA_LEN: usize = 8;
+/// Size of the unit measured per extend.
+pub const MEASURED_PAGE_SIZE: usize = 4096;
+/// Total bytes hashed into one page extend besides the old register value.
+pub const PAGE_EXTEND_LEN: usize = PAGE_GPA_LEN + MEASURED_PAGE_SIZE;
+/// Bytes of the finalize extend (`entry_sepc`, `entry_arg`).
+pub const FINALIZE_EXTEND_LEN: usize = 16;
+
+/// Number of initial registers Salus implements.
+pub const INITIAL_REGISTERS: u8 = 1;
+/// Number of runtime registers Salus implements.
+pub const RUNTIME_REGISTERS: u8 = 4;
+/// Index of the TVM initial measurement register.
+pub const TVM_INITIAL_INDEX: u64 = 0;
+/// First runtime register index.
+pub const RUNTIME_FIRST_INDEX: u64 = 1;
+/// Last runtime register index.
+pub const RUNTIME_LAST_INDEX: u64 = RUNTIME_FIRST_INDEX + RUNTIME_REGISTERS as u64 - 1;
+
+/// The bytes extended for a measured 4 KiB page, minus the page itself.
+pub const fn page_prefix(gpa: u64) -> [u8; PAGE_GPA_LEN] {
+    gpa.to_le_bytes()
+}
+
+/// The bytes extended by `finalize_tvm`.
+pub const fn finalize_data(entry_sepc: u64, entry_arg: u64) -> [u8; FINALIZE_EXTEND_LEN] {
+    let a = entry_sepc.to_le_bytes();
+    let b = entry_arg.to_le_bytes();
+    let mut out = [0u8; FINALIZE_EXTEND_LEN];
+    let mut i = 0;
+    while i < 8 {
+        out[i] = a[i];
+        out[8 + i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// Whether `index` names a runtime (guest-extendable) register.
+pub const fn is_runtime_index(index: u64) -> bool {
+    index >= RUNTIME_FIRST_INDEX && index <= RUNTIME_LAST_INDEX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings() {
+        assert_eq!(page_prefix(0x8000_1000), [0, 0x10, 0, 0x80, 0, 0, 0, 0]);
+        let f = finalize_data(0x1122, 0x3344);
+        assert_eq!(&f[..2], &[0x22, 0x11]);
+        assert_eq!(&f[8..10], &[0x44, 0x33]);
+        assert!(!is_runtime_index(TVM_INITIAL_INDEX));
+        assert!(is_runtime_index(1) && is_runtime_index(4) && !is_runtime_index(5));
+        assert_eq!(HASH_ALGORITHM.digest_len(), REGISTER_LEN);
+    }
+}
