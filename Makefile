@@ -30,7 +30,8 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 
 export QEMU_BIN
 
-.PHONY: help setup salus tellus guestvm run_tellus test test-unit test-qemu bench fmt clippy clean
+.PHONY: help setup salus tellus guestvm run_tellus test test-unit test-qemu bench fmt clippy clean \
+	linux rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare
 
 help:
 	@echo "make run_tellus   build Salus + tellus and run the tellus suite in QEMU"
@@ -81,3 +82,52 @@ clippy:
 clean:
 	cargo clean
 	rm -rf $(BUILD)
+
+# ---- Linux host images ----
+# `make linux`: the pinned Debian trixie riscv64 kernel (build/linux/Image and
+# the modules tree build/linux/modules/<kver>/); `make rootfs`: the initramfs
+# build/linux/initramfs.cpio.gz (busybox, dropbear, the device modules; root's
+# password is "root", build/linux/ssh/id_ed25519 logs in too). Pins live in
+# scripts/linux/versions.env; `make linux-pin` moves them to the archive's
+# current versions. See scripts/linux/README.md.
+# LINUX: a kernel build tree (its arch/riscv/boot/Image) or an Image file;
+# INITRD (default ROOTFS, default the initramfs above): the host's initrd.
+LINUX_BUILD := $(BUILD)/linux
+LINUX_SCRIPTS := scripts/linux
+LINUX_DEFAULT_IMAGE := $(LINUX_BUILD)/Image
+LINUX_DEFAULT_INITRD := $(LINUX_BUILD)/initramfs.cpio.gz
+LINUX ?=
+ROOTFS ?= $(LINUX_DEFAULT_INITRD)
+INITRD ?= $(ROOTFS)
+LINUX_IMAGE := $(if $(strip $(LINUX)),$(shell if [ -d "$(LINUX)" ]; then \
+	echo "$(LINUX)/arch/riscv/boot/Image"; else echo "$(LINUX)"; fi),$(LINUX_DEFAULT_IMAGE))
+LINUX_INITRD := $(INITRD)
+LINUX_ENV = LINUX_BUILD=$(LINUX_BUILD) QEMU_BIN=$(QEMU_BIN) LINUX_IMAGE=$(LINUX_IMAGE) \
+	LINUX_INITRD=$(LINUX_INITRD) NCPU=$(NCPU) MEM_SIZE=$(MEM_SIZE)
+
+linux: $(LINUX_DEFAULT_IMAGE)
+rootfs: $(LINUX_DEFAULT_INITRD)
+linux-images: $(LINUX_IMAGE) $(LINUX_INITRD)
+
+$(LINUX_DEFAULT_IMAGE): $(LINUX_SCRIPTS)/build-kernel.sh $(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
+	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-kernel.sh
+
+$(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(LINUX_SCRIPTS)/build-rootfs.sh \
+		$(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/init $(LINUX_SCRIPTS)/udhcpc.script \
+		$(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
+	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-rootfs.sh
+
+# Rewrite scripts/linux/versions.env from the archive (review, then commit).
+linux-pin:
+	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh pin
+
+# Linux on bare QEMU (no Salus): the check (boot, nproc, DHCP, SSH, disks),
+# the boot-time baseline (salus.bench), and an interactive boot.
+linux-check-bare: linux-images
+	$(LINUX_ENV) $(LINUX_SCRIPTS)/boot-bare.sh
+
+linux-bench-bare: linux-images
+	$(LINUX_ENV) $(LINUX_SCRIPTS)/boot-bare.sh --bench
+
+linux-run-bare: linux-images
+	$(LINUX_ENV) $(LINUX_SCRIPTS)/boot-bare.sh --run

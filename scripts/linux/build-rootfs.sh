@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make rootfs: the initramfs of the Linux host (busybox, dropbear, modules).
+# Output: $LINUX_BUILD/initramfs.cpio.gz (default build/linux), and the test
+# SSH key pair $LINUX_BUILD/ssh/id_ed25519{,.pub} whose public half is root's
+# authorized key in the image (root's password is "root" too).
+# Needs the modules tree of `make linux` ($LINUX_BUILD/modules/<kver>), or
+# MODDIR=<.../lib/modules/<kver>> for another kernel.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/versions.env"
+export LINUX_BUILD=${LINUX_BUILD:-build/linux}
+# Modules loaded at boot (their dependencies are added and ordered).
+MODULES=${LINUX_MODULES:-virtio_blk,virtio_net,nvme,e1000e}
+out=$LINUX_BUILD/initramfs.cpio.gz
+
+if [ -z "${MODDIR:-}" ]; then
+    kver=$(cat "$LINUX_BUILD/kernel.release" 2>/dev/null) ||
+        { echo "rootfs: no $LINUX_BUILD/kernel.release: run 'make linux' first (or set MODDIR)" >&2; exit 1; }
+    MODDIR=$LINUX_BUILD/modules/$kver
+fi
+[ -d "$MODDIR/kernel" ] || { echo "rootfs: $MODDIR is not a modules tree" >&2; exit 1; }
+
+names=$(echo "$ROOTFS_DEBS" | awk 'NF { print $1 }')
+# shellcheck disable=SC2086
+debs=$("$HERE/debs.sh" fetch $names)
+pkgroot=$LINUX_BUILD/rootfs-debs
+rm -rf "$pkgroot"
+mkdir -p "$pkgroot"
+for d in $debs; do dpkg-deb -x "$d" "$pkgroot"; done
+
+# The test key: made once, kept under build/ (never in the repository).
+mkdir -p "$LINUX_BUILD/ssh"
+key=$LINUX_BUILD/ssh/id_ed25519
+keyarg=()
+if [ -f "$key.pub" ]; then
+    keyarg=(--authorized-key "$key.pub")
+elif command -v ssh-keygen >/dev/null 2>&1; then
+    ssh-keygen -q -t ed25519 -N '' -C salus-linux-test -f "$key"
+    keyarg=(--authorized-key "$key.pub")
+else
+    echo "rootfs: no ssh-keygen; the image has password login only" >&2
+fi
+# A fixed salt keeps the image reproducible; the password is "root" anyway.
+hash=$(openssl passwd -6 -salt salushost root)
+
+python3 "$HERE/mkinitramfs.py" --debs-root "$pkgroot" --moddir "$MODDIR" \
+    --modules "$MODULES" --init "$HERE/init" --udhcpc-script "$HERE/udhcpc.script" \
+    --password-hash "$hash" "${keyarg[@]}" --out "$out"
