@@ -42,6 +42,8 @@ pub struct HartShared {
     /// Remote-fence generations: requested by others, completed by the hart.
     pub fence_req: AtomicU64,
     pub fence_done: AtomicU64,
+    /// Harts waiting for this one's fence: IPI'd when it completes.
+    pub fence_waiters: AtomicU64,
 }
 
 impl HartShared {
@@ -54,6 +56,7 @@ impl HartShared {
             vssip: AtomicBool::new(false),
             fence_req: AtomicU64::new(0),
             fence_done: AtomicU64::new(0),
+            fence_waiters: AtomicU64::new(0),
         }
     }
 

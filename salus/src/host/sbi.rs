@@ -161,6 +161,7 @@ pub fn remote_fence(me: usize, targets: u64) {
             crate::arch::hfence_vvma_all();
             crate::arch::fence_i();
         } else if hart::shared(h).online.load(Ordering::Acquire) {
+            hart::shared(h).fence_waiters.fetch_or(1 << me, Ordering::AcqRel);
             waits[h] = hart::shared(h).fence_req.fetch_add(1, Ordering::AcqRel) + 1;
             phys_mask |= 1 << h;
         }
@@ -169,18 +170,22 @@ pub fn remote_fence(me: usize, targets: u64) {
         return;
     }
     let _ = sbi_call::send_ipi(phys_mask, 0);
-    let mut t = phys_mask;
-    while t != 0 {
-        let h = t.trailing_zeros() as usize;
-        while hart::shared(h).fence_done.load(Ordering::Acquire) < waits[h] {
-            // Serve our own mailbox so two harts fencing each other cannot
-            // deadlock.
-            if csr::read!(num::SIP) & (1 << bits::IRQ_S_SOFT) != 0 {
-                serve_mailbox(me);
-            }
-            core::hint::spin_loop();
+    // Sleep until every target has fenced; each one IPIs us back when done.
+    // serve_mailbox clears our SSIP before the re-check, so an ack that
+    // lands between the check and the wfi still wakes us.
+    loop {
+        serve_mailbox(me);
+        let mut pending = false;
+        let mut t = phys_mask;
+        while t != 0 {
+            let h = t.trailing_zeros() as usize;
+            t &= t - 1;
+            pending |= hart::shared(h).fence_done.load(Ordering::Acquire) < waits[h];
         }
-        t &= t - 1;
+        if !pending {
+            return;
+        }
+        crate::arch::wfi();
     }
 }
 

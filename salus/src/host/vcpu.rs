@@ -193,6 +193,12 @@ pub fn serve_mailbox(hartid: usize) {
         crate::arch::fence_i();
         me.fence_done
             .store(req, core::sync::atomic::Ordering::Release);
+        let waiters = me
+            .fence_waiters
+            .swap(0, core::sync::atomic::Ordering::AcqRel);
+        if waiters != 0 {
+            let _ = crate::arch::sbi_call::send_ipi(waiters, 0);
+        }
     }
 }
 
