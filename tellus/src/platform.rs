@@ -80,6 +80,8 @@ pub struct Platform {
     /// `skip_oob_dbcn` in bootargs: do not make the DBCN calls that crash
     /// SBIs without buffer validation (for runs on plain OpenSBI).
     pub skip_oob_dbcn: bool,
+    /// `fail-selftest` in bootargs: add one test that always fails.
+    pub fail_selftest: bool,
 }
 
 impl Platform {
@@ -156,6 +158,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fdt: Range::new(fdt_addr, fdt.total_size() as u64),
         bench: false,
         skip_oob_dbcn: false,
+        fail_selftest: false,
     };
 
     let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
@@ -245,6 +248,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
     {
         p.bench = args.split_whitespace().any(|w| w == "bench");
         p.skip_oob_dbcn = args.split_whitespace().any(|w| w == "skip_oob_dbcn");
+        p.fail_selftest = args.split_whitespace().any(|w| w == "fail-selftest");
     }
     Ok(p)
 }

@@ -123,6 +123,19 @@ pub fn run(p: &Platform) {
     run_one("salus_memory_fault", p, test_salus_fault);
     run_one("dbcn_oob", p, test_dbcn_oob);
     run_one("srst_invalid", p, test_srst_invalid);
+    if p.fail_selftest {
+        run_one("fail_selftest", p, test_fail_selftest);
+    }
+}
+
+/// A deliberate failure (bootargs `fail-selftest`): proves that one failed
+/// test makes the whole run, and QEMU's exit status, fail.
+fn test_fail_selftest(t: &mut T, _p: &Platform) {
+    check!(
+        t,
+        false,
+        "deliberate failure requested by bootargs fail-selftest"
+    );
 }
 
 fn me(p: &Platform) -> u64 {

@@ -125,9 +125,7 @@ fn missing_host_kernel_is_refused() {
 
 /// `fail-selftest` on tellus's command line makes it report one deliberate
 /// FAIL; the failure must reach QEMU's exit code.
-// Ignored until tellus understands `fail-selftest`; the integrator enables it.
 #[test]
-#[ignore = "needs tellus support for the `fail-selftest` bootarg"]
 fn tellus_failure_propagates() {
     let cfg = QemuConfig::tellus().ncpu(1).bootargs("fail-selftest");
     let out = run(&cfg);
