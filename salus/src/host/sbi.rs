@@ -161,7 +161,9 @@ pub fn remote_fence(me: usize, targets: u64) {
             crate::arch::hfence_vvma_all();
             crate::arch::fence_i();
         } else if hart::shared(h).online.load(Ordering::Acquire) {
-            hart::shared(h).fence_waiters.fetch_or(1 << me, Ordering::AcqRel);
+            hart::shared(h)
+                .fence_waiters
+                .fetch_or(1 << me, Ordering::AcqRel);
             waits[h] = hart::shared(h).fence_req.fetch_add(1, Ordering::AcqRel) + 1;
             phys_mask |= 1 << h;
         }
