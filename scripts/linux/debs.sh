@@ -148,6 +148,7 @@ pin() {
         printf '%s' "$rows"
         echo "\""
     } > "$out"
+    chmod 644 "$out"
     mv "$out" "$VERSIONS"
     echo "linux/debs: pinned $kpkg $kver and $(echo "$names" | wc -w) rootfs packages in $VERSIONS" >&2
 }
