@@ -170,6 +170,14 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         has_sstc: isa.contains(IsaExtensions::SSTC),
         has_vector: isa.contains(IsaExtensions::V),
         has_smstateen: isa.contains(IsaExtensions::SMSTATEEN),
+        has_zknh: isa.contains(IsaExtensions::ZKNH) && isa.contains(IsaExtensions::ZBB),
+        vlenb: if isa.contains(IsaExtensions::V) {
+            // Vector CSRs are only readable with sstatus.VS on.
+            csr::set!(num::SSTATUS, bits::SSTATUS_VS_INITIAL);
+            crate::arch::fpvec::vlenb()
+        } else {
+            0
+        },
         henvcfg,
         host_hgatp: gstage.hgatp(0),
         host_vgein,
@@ -177,6 +185,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         marchid: sbi_call::base_value(5),
         mimpid: sbi_call::base_value(6),
     });
+    *crate::host::GSTAGE.lock() = Some(gstage);
 
     // The host's device tree, written where the firmware's was (QEMU picked
     // that spot clear of the images it loaded).

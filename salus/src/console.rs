@@ -26,9 +26,16 @@ static CONSOLE: Mutex<Console> = Mutex::new(Console {
 
 impl Console {
     fn put_bytes(&mut self, bytes: &[u8]) {
+        self.put(bytes, true)
+    }
+
+    /// `crlf`: a `\n` goes out as `\r\n` on the UART (Salus's log and
+    /// SBI console text); raw bytes from the host's emulated UART already
+    /// carry their own `\r`.
+    fn put(&mut self, bytes: &[u8], crlf: bool) {
         match &self.sink {
             Sink::Uart(u) => bytes.iter().for_each(|&b| {
-                if b == b'\n' {
+                if crlf && b == b'\n' {
                     u.put(b'\r');
                 }
                 u.put(b)
@@ -84,6 +91,11 @@ pub unsafe fn init_uart(base: usize) {
 /// Writes raw bytes (the host's console output) as one unit.
 pub fn write_bytes(bytes: &[u8]) {
     CONSOLE.lock().put_bytes(bytes);
+}
+
+/// Writes raw bytes as one unit, without adding `\r` before `\n`.
+pub fn write_raw(bytes: &[u8]) {
+    CONSOLE.lock().put(bytes, false);
 }
 
 pub fn read_byte() -> Option<u8> {

@@ -16,8 +16,12 @@ use spin::{Mutex, Once};
 
 /// Heap for Salus's own allocations (device trees, bookkeeping).
 pub const HEAP_SIZE: u64 = 2 << 20;
-/// Frames for page tables Salus builds for itself (the host's stage-2).
-pub const PT_POOL_SIZE: u64 = 1 << 20;
+/// Frames for page tables Salus builds for itself (the host's stage-2, the
+/// IOMMU's tables): 1 MiB plus one 4 KiB table per 2 MiB of RAM, so that
+/// converting pages anywhere can always split the host's huge leaves.
+pub fn pt_pool_size(ram_len: u64) -> u64 {
+    (1 << 20) + (ram_len >> 21) * PAGE_SIZE
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Layout {
@@ -53,7 +57,7 @@ impl Layout {
         // The page-table pool starts 16 KiB aligned (stage-2 roots are 16 KiB).
         let pt_start = page_map.end().bits().next_multiple_of(16 * 1024);
         let pt_pool =
-            HostRange::new(HostPhysAddr::new(pt_start), PT_POOL_SIZE).ok_or("overflow")?;
+            HostRange::new(HostPhysAddr::new(pt_start), pt_pool_size(ram.len)).ok_or("overflow")?;
         let salus_end = pt_pool
             .end()
             .checked_align_up(PageSize::Size2M)

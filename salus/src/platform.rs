@@ -9,6 +9,10 @@ pub struct Platform {
     pub has_sstc: bool,
     pub has_vector: bool,
     pub has_smstateen: bool,
+    /// Zknh and Zbb: SHA-512 instructions for measurement.
+    pub has_zknh: bool,
+    /// Bytes per vector register (0 without V).
+    pub vlenb: u64,
     pub henvcfg: u64,
     /// hgatp of the host's stage-2 table.
     pub host_hgatp: u64,

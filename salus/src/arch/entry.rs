@@ -245,12 +245,12 @@ pub fn run_guest(regs: &mut GuestRegs) {
 
 /// Address of the trap vector, for `stvec` (direct mode).
 pub fn trap_vector() -> u64 {
-    salus_trap_entry as usize as u64
+    salus_trap_entry as *const () as u64
 }
 
 /// Address secondary harts are started at through the firmware's HSM.
 pub fn secondary_entry() -> u64 {
-    _secondary_start as usize as u64
+    _secondary_start as *const () as u64
 }
 
 extern "C" {

@@ -4,6 +4,8 @@
 
 pub mod csr;
 pub mod entry;
+pub mod fpvec;
+pub mod guest_insn;
 pub mod phys;
 pub mod sbi_call;
 

@@ -59,3 +59,31 @@ pub unsafe fn claim_slice<T>(pa: HostPhysAddr, count: usize) -> &'static mut [T]
     // SAFETY: guaranteed by the caller.
     unsafe { core::slice::from_raw_parts_mut(pa.bits() as *mut T, count) }
 }
+
+/// Moves `value` into physical memory at `pa` and returns a reference to it
+/// for as long as the TSM keeps the pages.
+///
+/// # Safety
+/// `[pa, pa + size_of::<T>())` must be RAM the page map records as owned by
+/// Salus on behalf of a TVM (donated and converted), aligned for `T`, and not
+/// referenced by anything else. The reference must not be used after the
+/// pages are released (the TSM only dereferences it under its lock, and
+/// releases pages only after dropping every such reference).
+pub unsafe fn place<T>(pa: HostPhysAddr, value: T) -> &'static mut T {
+    let p = pa.bits() as *mut T;
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        p.write(value);
+        &mut *p
+    }
+}
+
+/// Re-borrows an object previously placed with [`place`].
+///
+/// # Safety
+/// As for `place`; `pa` must hold a live `T` written by `place`, and no
+/// other reference to it may be live.
+pub unsafe fn object_at<T>(pa: HostPhysAddr) -> &'static mut T {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &mut *(pa.bits() as *mut T) }
+}

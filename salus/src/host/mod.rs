@@ -3,3 +3,15 @@
 
 pub mod sbi;
 pub mod vcpu;
+
+use page_tables::GStageTable;
+use spin::Mutex;
+
+/// The host's stage-2 table, built at boot. Page conversion (the TSM)
+/// removes pages from it and reclaim puts them back.
+/// Lock order: TSM state, then this, then the page map.
+pub static GSTAGE: Mutex<Option<GStageTable>> = Mutex::new(None);
+
+/// The host's stage-2 lost mappings: devices behind the IOMMU must not keep
+/// using cached translations either. (No-op until the IOMMU is driven.)
+pub fn gstage_changed() {}

@@ -43,6 +43,8 @@ fn implemented(eid: u64) -> bool {
             | EID_HSM
             | EID_SRST
             | EID_DBCN
+            | cove_abi::EID_COVH
+            | cove_abi::EID_NACL
             | sbi_abi::LEGACY_CONSOLE_PUTCHAR
             | sbi_abi::LEGACY_CONSOLE_GETCHAR
     )
@@ -75,6 +77,17 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
         },
         EID_SRST if fid == srst::SYSTEM_RESET as u64 => system_reset(a[0], a[1]),
         EID_DBCN => dbcn_call(fid, a),
+        cove_abi::EID_COVH => {
+            let r = crate::tsm::handle_covh(vcpu, fid, a);
+            let (a0, a1) = match r {
+                Ok(v) => (0, v),
+                Err(e) => (e.code() as u64, 0),
+            };
+            vcpu.regs.gprs[reg::A0] = a0;
+            vcpu.regs.gprs[reg::A1] = a1;
+            return SbiOutcome::Return;
+        }
+        cove_abi::EID_NACL => nacl_call(vcpu, fid, a),
         sbi_abi::LEGACY_CONSOLE_PUTCHAR => {
             console::write_bytes(&[a[0] as u8]);
             vcpu.regs.gprs[reg::A0] = 0;
@@ -325,6 +338,34 @@ fn dbcn_call(fid: u64, a: [u64; 6]) -> SbiResult {
         }
         dbcn::CONSOLE_WRITE_BYTE => {
             console::write_bytes(&[a[0] as u8]);
+            Ok(0)
+        }
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
+/// NACL: only the shared memory the TSM needs for run_tvm_vcpu; none of the
+/// optional acceleration features.
+fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
+    use cove_abi::nacl::{NaclFunction, SHMEM_DISABLE, SHMEM_SIZE};
+    match NaclFunction::from_fid(fid) {
+        Some(NaclFunction::ProbeFeature) => Ok(0),
+        Some(NaclFunction::SetShmem) => {
+            let (lo, hi, flags) = (a[0], a[1], a[2]);
+            if lo == SHMEM_DISABLE && hi == SHMEM_DISABLE {
+                vcpu.nacl_shmem = None;
+                return Ok(0);
+            }
+            if flags != 0 {
+                return Err(SbiError::InvalidParam);
+            }
+            if hi != 0 || lo % 4096 != 0 {
+                return Err(SbiError::InvalidParam);
+            }
+            if !memory::host_owns(lo, SHMEM_SIZE as u64) {
+                return Err(SbiError::InvalidAddress);
+            }
+            vcpu.nacl_shmem = Some(lo);
             Ok(0)
         }
         _ => Err(SbiError::NotSupported),

@@ -24,6 +24,10 @@ pub struct HostVcpu {
     /// Deadline of the emulated VS timer (no Sstc), u64::MAX when disarmed.
     pub timer_deadline: u64,
     faults_logged: u32,
+    /// NACL shared memory set by the host on this hart (12 KiB, host RAM).
+    pub nacl_shmem: Option<u64>,
+    /// Where the host's vector registers wait while a TVM runs here.
+    pub vec_area: alloc::vec::Vec<u8>,
 }
 
 /// Why the vCPU loop returned.
@@ -40,6 +44,8 @@ impl HostVcpu {
             regs: GuestRegs::new(),
             timer_deadline: u64::MAX,
             faults_logged: 0,
+            nacl_shmem: None,
+            vec_area: alloc::vec::Vec::new(),
         };
         v.reset(entry, arg);
         v
@@ -64,6 +70,8 @@ impl HostVcpu {
         }
         self.timer_deadline = u64::MAX;
         crate::arch::hfence_vvma_all();
+        crate::arch::hfence_gvma_all();
+        self.nacl_shmem = None;
         // Enter VS (not VU) mode on the next sret.
         csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     }
@@ -102,7 +110,7 @@ impl HostVcpu {
         }
     }
 
-    fn handle_interrupt(&mut self, code: u64) {
+    pub fn handle_interrupt(&mut self, code: u64) {
         match code {
             bits::IRQ_S_SOFT => serve_mailbox(self.hartid),
             bits::IRQ_S_TIMER => self.timer_fired(),
@@ -138,6 +146,12 @@ impl HostVcpu {
     fn guest_page_fault(&mut self, scause: u64) {
         let stval = csr::read!(num::STVAL);
         let gpa = (csr::read!(num::HTVAL) << 2) | (stval & 3);
+        if crate::memory::host_owns(gpa, 1) {
+            // A stale translation from before the page came back (reclaim):
+            // drop it and retry.
+            crate::arch::hfence_gvma_all();
+            return;
+        }
         let (what, access_fault) = match scause {
             CAUSE_FETCH_GUEST_PAGE_FAULT => ("fetch", 1),
             CAUSE_LOAD_GUEST_PAGE_FAULT => ("load", 5),
@@ -156,26 +170,32 @@ impl HostVcpu {
         self.inject_exception(access_fault, stval);
     }
 
-    /// Delivers a synchronous exception to the guest's VS-mode trap handler,
-    /// as the hart would have if the exception were delegated.
+    /// Delivers a synchronous exception to the host's trap handler.
     pub fn inject_exception(&mut self, cause: u64, tval: u64) {
-        let from_vs = csr::read!(num::SSTATUS) & bits::SSTATUS_SPP != 0;
-        let mut vsstatus = csr::read!(num::VSSTATUS);
-        let sie = vsstatus & bits::SSTATUS_SIE != 0;
-        vsstatus &= !(bits::SSTATUS_SPP | bits::SSTATUS_SPIE | bits::SSTATUS_SIE);
-        if from_vs {
-            vsstatus |= bits::SSTATUS_SPP;
-        }
-        if sie {
-            vsstatus |= bits::SSTATUS_SPIE;
-        }
-        csr::write!(num::VSSTATUS, vsstatus);
-        csr::write!(num::VSCAUSE, cause);
-        csr::write!(num::VSTVAL, tval);
-        csr::write!(num::VSEPC, self.regs.sepc);
-        self.regs.sepc = csr::read!(num::VSTVEC) & !3;
-        csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
+        inject_exception(&mut self.regs, cause, tval);
     }
+}
+
+/// Delivers a synchronous exception to the VS-mode trap handler of the
+/// guest whose VS CSRs are loaded (`regs` is its register file), as the
+/// hart would have if the exception were delegated.
+pub fn inject_exception(regs: &mut GuestRegs, cause: u64, tval: u64) {
+    let from_vs = csr::read!(num::SSTATUS) & bits::SSTATUS_SPP != 0;
+    let mut vsstatus = csr::read!(num::VSSTATUS);
+    let sie = vsstatus & bits::SSTATUS_SIE != 0;
+    vsstatus &= !(bits::SSTATUS_SPP | bits::SSTATUS_SPIE | bits::SSTATUS_SIE);
+    if from_vs {
+        vsstatus |= bits::SSTATUS_SPP;
+    }
+    if sie {
+        vsstatus |= bits::SSTATUS_SPIE;
+    }
+    csr::write!(num::VSSTATUS, vsstatus);
+    csr::write!(num::VSCAUSE, cause);
+    csr::write!(num::VSTVAL, tval);
+    csr::write!(num::VSEPC, regs.sepc);
+    regs.sepc = csr::read!(num::VSTVEC) & !3;
+    csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
 }
 
 /// Serves requests other harts posted for this one: owed virtual IPIs and
@@ -190,6 +210,7 @@ pub fn serve_mailbox(hartid: usize) {
     let req = me.fence_req.load(core::sync::atomic::Ordering::Acquire);
     if req != me.fence_done.load(core::sync::atomic::Ordering::Relaxed) {
         crate::arch::hfence_vvma_all();
+        crate::arch::hfence_gvma_all();
         crate::arch::fence_i();
         me.fence_done
             .store(req, core::sync::atomic::Ordering::Release);
@@ -217,6 +238,7 @@ pub fn park_and_serve(hartid: usize) -> ! {
             match vcpu.run() {
                 Exit::Stopped => me.set_hsm(HsmState::Stopped),
             }
+            crate::tsm::hart_parked(hartid);
             continue;
         }
         crate::arch::wfi();

@@ -1,0 +1,168 @@
+//! Page conversion (host -> confidential), the global/local fence protocol
+//! that completes it, and reclaim (confidential -> host).
+
+use super::{page_range, CoveResult, FAILED, INVALID_ADDRESS, TSM};
+use crate::arch::{self, phys};
+use crate::hart::{self, HsmState};
+use crate::memory::{self, HypTableMemory};
+use alloc::vec::Vec;
+use cove_abi::CoveError;
+use hyp_addr::{HostRange, PAGE_SIZE};
+use page_tables::Perms;
+use sbi_abi::SbiError;
+
+/// Ranges converted but not yet covered by a completed fence are bounded so
+/// a hostile host cannot grow Salus's heap without limit.
+const MAX_PENDING: usize = 1024;
+
+struct Fence {
+    /// Harts that must still call local_fence.
+    waiting: u64,
+    batch: Vec<HostRange>,
+}
+
+pub struct Conversions {
+    /// Converted since the last global_fence started.
+    pending: Vec<HostRange>,
+    in_flight: Option<Fence>,
+}
+
+impl Conversions {
+    pub const fn new() -> Self {
+        Conversions {
+            pending: Vec::new(),
+            in_flight: None,
+        }
+    }
+}
+
+/// COVH convert_pages: Host -> ConvertPending, and out of the host's
+/// stage-2 at once, so the host loses access before anything else happens.
+pub fn convert_pages(base: u64, n: u64) -> CoveResult {
+    let range = page_range(base, n)?;
+    let mut tsm = TSM.lock();
+    if tsm.conv.pending.len() >= MAX_PENDING {
+        return Err(CoveError::OutOfMemory);
+    }
+    let mut gstage = crate::host::GSTAGE.lock();
+    let gstage = gstage.as_mut().ok_or(FAILED)?;
+    let mut map = memory::page_map().lock();
+    map.convert_begin(range).map_err(|_| INVALID_ADDRESS)?;
+    if gstage
+        .unmap_range(&mut HypTableMemory, range.start.identity(), range.len)
+        .is_err()
+    {
+        // Host-owned pages are always mapped, so this is only an exhausted
+        // table pool while splitting: undo and report it.
+        map.transition(
+            range,
+            page_tracking::PageState::ConvertPending,
+            page_tracking::PageState::Host,
+        )
+        .expect("pages marked just above");
+        return Err(CoveError::OutOfMemory);
+    }
+    drop(map);
+    // Merge with the previous range when contiguous (the common case).
+    match tsm.conv.pending.last_mut() {
+        Some(last) if last.end() == range.start => last.len += range.len,
+        _ => tsm.conv.pending.push(range),
+    }
+    Ok(0)
+}
+
+/// Harts whose host vCPU may hold translations: started or suspended.
+fn running_harts() -> u64 {
+    let mut mask = 0;
+    for h in 0..crate::platform::get().nharts {
+        if matches!(
+            hart::shared(h).hsm(),
+            HsmState::Started | HsmState::Suspended | HsmState::StopPending
+        ) {
+            mask |= 1 << h;
+        }
+    }
+    mask
+}
+
+fn complete(batch: &[HostRange]) {
+    let mut map = memory::page_map().lock();
+    for r in batch {
+        map.convert_complete(*r)
+            .expect("ConvertPending pages are only completed once");
+    }
+}
+
+/// COVH global_fence: starts the shootdown for everything converted so far.
+pub fn global_fence(me: usize) -> CoveResult {
+    let mut tsm = TSM.lock();
+    if tsm.conv.in_flight.is_some() {
+        return Err(CoveError::Sbi(SbiError::AlreadyStarted));
+    }
+    let batch = core::mem::take(&mut tsm.conv.pending);
+    arch::hfence_gvma_all();
+    crate::host::gstage_changed();
+    let waiting = running_harts() & !(1 << me);
+    if waiting == 0 {
+        complete(&batch);
+    } else {
+        tsm.conv.in_flight = Some(Fence { waiting, batch });
+    }
+    Ok(0)
+}
+
+/// Hart `me` has no stale host translations any more.
+pub fn hart_fenced(me: usize) {
+    let mut tsm = TSM.lock();
+    let done = match tsm.conv.in_flight.as_mut() {
+        Some(f) => {
+            f.waiting &= !(1 << me);
+            f.waiting == 0
+        }
+        None => false,
+    };
+    if done {
+        let f = tsm.conv.in_flight.take().unwrap();
+        complete(&f.batch);
+    }
+}
+
+/// COVH local_fence.
+pub fn local_fence(me: usize) -> CoveResult {
+    arch::hfence_gvma_all();
+    hart_fenced(me);
+    Ok(0)
+}
+
+/// COVH reclaim_pages: Converted -> Host, zeroed, mapped for the host again.
+pub fn reclaim_pages(base: u64, n: u64) -> CoveResult {
+    let range = page_range(base, n)?;
+    let _tsm = TSM.lock();
+    let mut gstage = crate::host::GSTAGE.lock();
+    let gstage = gstage.as_mut().ok_or(FAILED)?;
+    let mut map = memory::page_map().lock();
+    map.reclaim_begin(range).map_err(|_| INVALID_ADDRESS)?;
+    phys::zero(range.start, range.len);
+    if gstage
+        .map_range(
+            &mut HypTableMemory,
+            range.start.identity(),
+            range.start,
+            range.len,
+            Perms::RWX,
+        )
+        .is_err()
+    {
+        map.transition(
+            range,
+            page_tracking::PageState::Reclaiming,
+            page_tracking::PageState::Converted,
+        )
+        .expect("pages marked just above");
+        return Err(CoveError::OutOfMemory);
+    }
+    map.reclaim_complete(range)
+        .expect("pages marked just above");
+    let _ = PAGE_SIZE;
+    Ok(0)
+}

@@ -1,0 +1,133 @@
+//! The TSM: Salus's implementation of the CoVE host interface (COVH), the
+//! NACL shared memory it uses, and the guest interface (COVG) for TVMs.
+//!
+//! Ownership rules enforced here:
+//! - a page leaves the host (page map `Host` -> `ConvertPending`) and its
+//!   host stage-2 mapping in the same step; it becomes usable for TVMs
+//!   (`Converted`) only after every hart running the host has fenced;
+//! - every TVM page is `Tvm(id, kind)` in the page map, owned by one TVM;
+//!   TVM state lives in pages the host donated and can no longer touch;
+//! - pages leave a TVM scrubbed, and reclaimed pages are zeroed before the
+//!   host sees them again.
+//!
+//! Locking: one TSM lock serialises COVH calls (a running vCPU holds none);
+//! lock order is TSM, then the host stage-2 (`host::GSTAGE`), then the page
+//! map.
+
+pub mod convert;
+pub mod covg;
+pub mod run;
+pub mod tvm;
+pub mod vcpu;
+
+use crate::host::vcpu::HostVcpu;
+use cove_abi::{CoveError, CovhFunction, TsmInfo};
+use hyp_addr::{HostPhysAddr, HostRange, PAGE_SIZE};
+use sbi_abi::SbiError;
+use spin::Mutex;
+
+pub type CoveResult = Result<u64, CoveError>;
+
+pub const INVALID_PARAM: CoveError = CoveError::Sbi(SbiError::InvalidParam);
+pub const INVALID_ADDRESS: CoveError = CoveError::Sbi(SbiError::InvalidAddress);
+pub const FAILED: CoveError = CoveError::Sbi(SbiError::Failed);
+
+/// The TSM's own state, all in Salus memory and small: the conversion
+/// bookkeeping and one slot per live TVM pointing at its donated state.
+pub struct Tsm {
+    pub conv: convert::Conversions,
+    pub tvms: tvm::Registry,
+}
+
+pub static TSM: Mutex<Tsm> = Mutex::new(Tsm {
+    conv: convert::Conversions::new(),
+    tvms: tvm::Registry::new(),
+});
+
+/// `[base, base + n * 4 KiB)` as a host range: `base` must be 4 KiB aligned
+/// (INVALID_ADDRESS), `n` non-zero and the range must not wrap
+/// (INVALID_PARAM).
+pub fn page_range(base: u64, n: u64) -> Result<HostRange, CoveError> {
+    if base % PAGE_SIZE != 0 {
+        return Err(INVALID_ADDRESS);
+    }
+    let len = n.checked_mul(PAGE_SIZE).ok_or(INVALID_PARAM)?;
+    if n == 0 {
+        return Err(INVALID_PARAM);
+    }
+    HostRange::new(HostPhysAddr::new(base), len).ok_or(INVALID_PARAM)
+}
+
+pub fn tsm_info() -> TsmInfo {
+    TsmInfo {
+        tsm_state: cove_abi::TsmState::Ready as u32,
+        tsm_impl_id: cove_abi::covh::impl_id::SALUS,
+        tsm_version: cove_abi::covh::SALUS_TSM_VERSION,
+        _padding: 0,
+        tsm_capabilities: 1 << cove_abi::covh::cap::MEMORY_ALLOCATION,
+        tvm_state_pages: tvm::state_pages(),
+        tvm_max_vcpus: tvm::MAX_VCPUS as u64,
+        tvm_vcpu_state_pages: vcpu::state_pages(),
+    }
+}
+
+fn get_tsm_info(addr: u64, len: u64) -> CoveResult {
+    if len < TsmInfo::SIZE as u64 {
+        return Err(INVALID_PARAM);
+    }
+    if addr % 4 != 0 || !crate::memory::host_owns(addr, TsmInfo::SIZE as u64) {
+        return Err(INVALID_ADDRESS);
+    }
+    crate::arch::phys::copy_to(HostPhysAddr::new(addr), &tsm_info().to_bytes());
+    Ok(TsmInfo::SIZE as u64)
+}
+
+/// COVH dispatch for the host vCPU on this hart.
+pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
+    let fid = cove_abi::fid::CoveFid::decode_local(a6)
+        .map_err(|_| CoveError::Sbi(SbiError::NotSupported))?;
+    let Some(f) = CovhFunction::from_fid(fid as u64) else {
+        return Err(CoveError::Sbi(SbiError::NotSupported));
+    };
+    let me = host.hartid;
+    let r = match f {
+        CovhFunction::GetTsmInfo => get_tsm_info(a[0], a[1]),
+        CovhFunction::ConvertPages => convert::convert_pages(a[0], a[1]),
+        CovhFunction::ReclaimPages => convert::reclaim_pages(a[0], a[1]),
+        CovhFunction::GlobalFence => convert::global_fence(me),
+        CovhFunction::LocalFence => convert::local_fence(me),
+        CovhFunction::CreateTvm => tvm::create_tvm(a[0], a[1]),
+        CovhFunction::FinalizeTvm => tvm::finalize_tvm(a[0], a[1], a[2], a[3]),
+        // Single-step creation is not offered: capability bit 0 is clear.
+        CovhFunction::PromoteToTvm => Err(CoveError::Sbi(SbiError::NotSupported)),
+        CovhFunction::DestroyTvm => tvm::destroy_tvm(me, a[0]),
+        CovhFunction::AddTvmMemoryRegion => tvm::add_memory_region(a[0], a[1], a[2]),
+        CovhFunction::AddTvmPageTablePages => tvm::add_page_table_pages(a[0], a[1], a[2]),
+        CovhFunction::AddTvmMeasuredPages => {
+            tvm::add_measured_pages(a[0], a[1], a[2], a[3], a[4], a[5])
+        }
+        CovhFunction::AddTvmZeroPages => tvm::add_zero_pages(a[0], a[1], a[2], a[3], a[4]),
+        CovhFunction::AddTvmSharedPages => tvm::add_shared_pages(a[0], a[1], a[2], a[3], a[4]),
+        CovhFunction::CreateTvmVcpu => tvm::create_vcpu(a[0], a[1], a[2]),
+        CovhFunction::RunTvmVcpu => run::run_tvm_vcpu(host, a[0], a[1]),
+        CovhFunction::TvmFence => tvm::tvm_fence(me, a[0]),
+        CovhFunction::TvmInvalidatePages => tvm::invalidate_pages(a[0], a[1], a[2]),
+        CovhFunction::TvmValidatePages => tvm::validate_pages(a[0], a[1], a[2]),
+        CovhFunction::TvmRemovePages => tvm::remove_pages(me, a[0], a[1], a[2]),
+    };
+    check_invariants();
+    r
+}
+
+/// Salus's own bookkeeping must balance after every call; a failure here is
+/// a Salus bug, never something the host can cause.
+fn check_invariants() {
+    let census = crate::memory::page_map().lock().census();
+    assert!(census.is_balanced(), "page census out of balance");
+}
+
+/// A host hart stopped running host code: it can no longer hold stale
+/// host translations it will use (it fences when it starts again).
+pub fn hart_parked(hartid: usize) {
+    convert::hart_fenced(hartid);
+}

@@ -1,0 +1,369 @@
+//! run_tvm_vcpu: the world switch host -> TVM -> host on one hart, and the
+//! TVM exits the TSM handles itself or reports to the host through the NACL
+//! shared memory.
+
+use super::vcpu::{Pending, VcpuState, VsCsrs, VEC_AREA_OFFSET};
+use super::{CoveResult, INVALID_PARAM, TSM};
+use crate::arch::csr::{self, bits, num};
+use crate::arch::entry::{reg, run_guest, GuestRegs};
+use crate::arch::fpvec::{self, FpState, VecCsrs};
+use crate::arch::phys;
+use crate::host::vcpu::{inject_exception, HostVcpu};
+use crate::platform;
+use cove_abi::nacl;
+use cove_abi::CoveError;
+use hyp_addr::HostPhysAddr;
+use sbi_abi::SbiError;
+
+const INTERRUPT: u64 = 1 << 63;
+
+/// Why the TVM stopped running on this hart.
+enum Exit {
+    /// An interrupt for the host (its timer, an IPI, a device MSI).
+    Interrupt(u64),
+    /// An ECALL for the host to serve: a0..a7 go to the NACL scratch.
+    Ecall([u64; 8]),
+    /// A COVG call the TSM served; the host is told its arguments.
+    Notify([u64; 8]),
+    /// A guest page fault the host must serve (demand zero, shared page,
+    /// or an access outside every region).
+    PageFault { cause: u64, stval: u64, htval: u64 },
+    /// An MMIO access in a region the TVM declared: `htinst` rewritten so
+    /// only a0 crosses; `store_value` for stores.
+    Mmio {
+        cause: u64,
+        stval: u64,
+        htval: u64,
+        htinst: u64,
+        store_value: Option<u64>,
+    },
+}
+
+/// The NACL shared memory of the calling host hart.
+struct Nacl(u64);
+
+impl Nacl {
+    fn gpr(&self, r: usize) -> u64 {
+        phys::read_u64(HostPhysAddr::new(
+            self.0 + nacl::gpr_offset(r).unwrap() as u64,
+        ))
+    }
+    fn set_gpr(&self, r: usize, v: u64) {
+        phys::write_u64(
+            HostPhysAddr::new(self.0 + nacl::gpr_offset(r).unwrap() as u64),
+            v,
+        )
+    }
+    fn set_csr(&self, csr: u16, v: u64) {
+        phys::write_u64(
+            HostPhysAddr::new(self.0 + nacl::csr_offset(csr).unwrap() as u64),
+            v,
+        )
+    }
+}
+
+/// COVH run_tvm_vcpu.
+pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
+    let shmem = host.nacl_shmem.ok_or(CoveError::Sbi(SbiError::NoShmem))?;
+    // The host may have converted its shared memory since set_shmem.
+    if !crate::memory::host_owns(shmem, nacl::SHMEM_SIZE as u64) {
+        return Err(CoveError::Sbi(SbiError::NoShmem));
+    }
+    let nacl = Nacl(shmem);
+    let (vpa, hgatp) = {
+        let mut tsm = TSM.lock();
+        let tvm = tsm.tvms.get(id)?;
+        if !tvm.runnable {
+            return Err(INVALID_PARAM);
+        }
+        let vpa = tvm.vcpu(vcpu_id).ok_or(INVALID_PARAM)?;
+        // SAFETY: placed by create_vcpu; we hold the TSM lock and only use
+        // the atomic flag and `started` before claiming it.
+        let v = unsafe { phys::object_at::<VcpuState>(vpa) };
+        if !v.started {
+            return Err(INVALID_PARAM);
+        }
+        if !v.try_claim() {
+            return Err(CoveError::Busy);
+        }
+        (vpa, tvm.hgatp())
+    };
+    // SAFETY: the vCPU is claimed by this hart: nothing else touches its
+    // state until `release`, and destroy_tvm refuses while it is claimed.
+    let v = unsafe { phys::object_at::<VcpuState>(vpa) };
+    let vlenb = platform::get().vlenb;
+    // SAFETY: the vector area follows VcpuState inside the same donated
+    // pages (vcpu::state_pages() covers it) and belongs to this claim.
+    let area =
+        unsafe { phys::claim_bytes(HostPhysAddr::new(vpa.bits() + VEC_AREA_OFFSET), 32 * vlenb) };
+
+    complete_pending(v, &nacl);
+    let exit = switch_and_run(host, v, area, hgatp);
+    let tvm_vsie = v.csrs.vsie;
+    let tvm_vstimecmp = v.csrs.vstimecmp;
+    v.release();
+
+    nacl.set_csr(nacl::csr::HTIMEDELTA, 0);
+    nacl.set_csr(nacl::csr::VSTIMECMP, tvm_vstimecmp);
+    nacl.set_csr(nacl::csr::VSIE, tvm_vsie);
+    let (scause, stval) = match exit {
+        Exit::Interrupt(code) => {
+            host.handle_interrupt(code);
+            nacl.set_csr(nacl::csr::HTVAL, 0);
+            nacl.set_csr(nacl::csr::HTINST, 0);
+            (INTERRUPT | code, 0)
+        }
+        Exit::Ecall(args) | Exit::Notify(args) => {
+            for (i, a) in args.iter().enumerate() {
+                nacl.set_gpr(reg::A0 + i, *a);
+            }
+            nacl.set_csr(nacl::csr::HTVAL, 0);
+            nacl.set_csr(nacl::csr::HTINST, 0);
+            (cove_abi::covh::exception::VIRTUAL_SUPERVISOR_ENV_CALL, 0)
+        }
+        Exit::PageFault {
+            cause,
+            stval,
+            htval,
+        } => {
+            nacl.set_csr(nacl::csr::HTVAL, htval);
+            nacl.set_csr(nacl::csr::HTINST, 0);
+            // Only the page offset bits the GPA needs; the TVM's virtual
+            // address stays private.
+            (cause, stval & 3)
+        }
+        Exit::Mmio {
+            cause,
+            stval,
+            htval,
+            htinst,
+            store_value,
+        } => {
+            nacl.set_csr(nacl::csr::HTVAL, htval);
+            nacl.set_csr(nacl::csr::HTINST, htinst);
+            if let Some(val) = store_value {
+                nacl.set_gpr(reg::A0, val);
+            }
+            (cause, stval & 3)
+        }
+    };
+    csr::write!(num::VSCAUSE, scause);
+    csr::write!(num::VSTVAL, stval);
+    Ok(cove_abi::covh::RUN_VCPU_RESUMABLE)
+}
+
+/// Applies what the host returned for the previous exit.
+fn complete_pending(v: &mut VcpuState, nacl: &Nacl) {
+    match v.pending {
+        Pending::None | Pending::Notify => {}
+        Pending::Ecall => {
+            v.regs.gprs[reg::A0] = nacl.gpr(reg::A0);
+            v.regs.gprs[reg::A1] = nacl.gpr(reg::A1);
+            v.regs.sepc += 4;
+        }
+        Pending::MmioLoad { rd, len } => {
+            if rd != 0 {
+                v.regs.gprs[rd as usize] = nacl.gpr(reg::A0);
+            }
+            v.regs.sepc += len as u64;
+        }
+        Pending::MmioStore { len } => v.regs.sepc += len as u64,
+    }
+    v.pending = Pending::None;
+}
+
+fn read_vs() -> VsCsrs {
+    VsCsrs {
+        vsstatus: csr::read!(num::VSSTATUS),
+        vsie: csr::read!(num::VSIE),
+        vstvec: csr::read!(num::VSTVEC),
+        vsscratch: csr::read!(num::VSSCRATCH),
+        vsepc: csr::read!(num::VSEPC),
+        vscause: csr::read!(num::VSCAUSE),
+        vstval: csr::read!(num::VSTVAL),
+        vsatp: csr::read!(num::VSATP),
+        vstimecmp: if platform::get().has_sstc {
+            csr::read!(num::VSTIMECMP)
+        } else {
+            u64::MAX
+        },
+        hvip: csr::read!(num::HVIP),
+        spp: csr::read!(num::SSTATUS) & bits::SSTATUS_SPP,
+    }
+}
+
+fn write_vs(c: &VsCsrs) {
+    csr::write!(num::VSSTATUS, c.vsstatus);
+    csr::write!(num::VSIE, c.vsie);
+    csr::write!(num::VSTVEC, c.vstvec);
+    csr::write!(num::VSSCRATCH, c.vsscratch);
+    csr::write!(num::VSEPC, c.vsepc);
+    csr::write!(num::VSCAUSE, c.vscause);
+    csr::write!(num::VSTVAL, c.vstval);
+    csr::write!(num::VSATP, c.vsatp);
+    if platform::get().has_sstc {
+        csr::write!(num::VSTIMECMP, c.vstimecmp);
+    }
+    csr::write!(num::HVIP, c.hvip);
+    if c.spp != 0 {
+        csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
+    } else {
+        csr::clear!(num::SSTATUS, bits::SSTATUS_SPP);
+    }
+}
+
+fn hstatus_for(vgein: u64) -> u64 {
+    bits::HSTATUS_SPV | bits::HSTATUS_SPVP | (vgein << bits::HSTATUS_VGEIN_SHIFT)
+}
+
+/// Swaps the hart from the host to the TVM vCPU, runs it until an exit the
+/// host must see, and swaps back. The host's registers, FP and vector state
+/// are restored exactly; none of the TVM's reach the host.
+fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp: u64) -> Exit {
+    let p = platform::get();
+    let host_vs = read_vs();
+    let mut host_fp = FpState::default();
+    fpvec::save_fp(&mut host_fp);
+    let mut host_vec = VecCsrs::default();
+    if p.has_vector {
+        host.vec_area.resize(32 * p.vlenb as usize, 0);
+        fpvec::save_vector(&mut host_vec, &mut host.vec_area);
+    }
+
+    write_vs(&v.csrs);
+    fpvec::restore_fp(&v.fp);
+    if p.has_vector {
+        fpvec::restore_vector(&v.vec, area);
+    }
+    csr::write!(num::HGATP, hgatp);
+    csr::write!(num::HSTATUS, hstatus_for(0));
+    if p.host_vgein != 0 {
+        // The host's device interrupts arrive as guest external interrupts
+        // for the host's file and end the TVM's turn.
+        csr::write!(num::HGEIE, 1 << p.host_vgein);
+    }
+    if p.has_sstc {
+        // The host's own timer deadline preempts the TVM.
+        csr::write!(num::STIMECMP, host_vs.vstimecmp);
+    }
+
+    let exit = run_until_exit(v);
+
+    v.csrs = read_vs();
+    fpvec::save_fp(&mut v.fp);
+    if p.has_vector {
+        fpvec::save_vector(&mut v.vec, area);
+    }
+    write_vs(&host_vs);
+    fpvec::restore_fp(&host_fp);
+    if p.has_vector {
+        fpvec::restore_vector(&host_vec, &host.vec_area);
+    }
+    csr::write!(num::HGATP, p.host_hgatp);
+    csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
+    csr::write!(num::HGEIE, 0);
+    if p.has_sstc {
+        csr::write!(num::STIMECMP, u64::MAX);
+    }
+    csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
+    exit
+}
+
+fn args(regs: &GuestRegs) -> [u64; 8] {
+    let mut a = [0; 8];
+    a.copy_from_slice(&regs.gprs[reg::A0..=reg::A7]);
+    a
+}
+
+fn run_until_exit(v: &mut VcpuState) -> Exit {
+    loop {
+        run_guest(&mut v.regs);
+        let scause = csr::read!(num::SCAUSE);
+        if scause & INTERRUPT != 0 {
+            return Exit::Interrupt(scause & !INTERRUPT);
+        }
+        match scause {
+            10 => {
+                let a = args(&v.regs);
+                if a[7] == cove_abi::EID_COVG {
+                    let r = super::covg::handle(v, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]);
+                    let (e, val) = match r {
+                        Ok(val) => (0, val),
+                        Err(e) => (e.code() as u64, 0),
+                    };
+                    v.regs.gprs[reg::A0] = e;
+                    v.regs.gprs[reg::A1] = val;
+                    v.regs.sepc += 4;
+                    if r.is_ok() {
+                        v.pending = Pending::Notify;
+                        return Exit::Notify(a);
+                    }
+                    continue;
+                }
+                v.pending = Pending::Ecall;
+                return Exit::Ecall(a);
+            }
+            20 | 21 | 23 => {
+                let stval = csr::read!(num::STVAL);
+                let htval = csr::read!(num::HTVAL);
+                let htinst = csr::read!(num::HTINST);
+                let gpa = (htval << 2) | (stval & 3);
+                if scause != 20 && super::covg::is_mmio(v, gpa) {
+                    if let Some(exit) = mmio_exit(v, scause, stval, htval, htinst) {
+                        return exit;
+                    }
+                }
+                return Exit::PageFault {
+                    cause: scause,
+                    stval,
+                    htval,
+                };
+            }
+            22 => {
+                let insn = csr::read!(num::STVAL);
+                inject_exception(&mut v.regs, 2, insn);
+            }
+            other => {
+                let tval = csr::read!(num::STVAL);
+                inject_exception(&mut v.regs, other, tval);
+            }
+        }
+    }
+}
+
+/// Builds the MMIO exit from the transformed instruction in htinst: loads
+/// get rd = a0, stores rs2 = a0, so a0 is the only register the host sees.
+fn mmio_exit(v: &mut VcpuState, cause: u64, stval: u64, htval: u64, htinst: u64) -> Option<Exit> {
+    if htinst == 0 {
+        return None;
+    }
+    let len = if htinst & 2 != 0 { 4 } else { 2 };
+    let opcode = htinst & 0x7d; // bit 1 only says "was it compressed"
+    match (cause, opcode) {
+        (21, 0x01) => {
+            let rd = ((htinst >> 7) & 0x1f) as u8;
+            let rewritten = (htinst & !(0x1f << 7)) | ((reg::A0 as u64) << 7);
+            v.pending = Pending::MmioLoad { rd, len };
+            Some(Exit::Mmio {
+                cause,
+                stval,
+                htval,
+                htinst: rewritten,
+                store_value: None,
+            })
+        }
+        (23, 0x21) => {
+            let rs2 = ((htinst >> 20) & 0x1f) as usize;
+            let rewritten = (htinst & !(0x1f << 20)) | ((reg::A0 as u64) << 20);
+            v.pending = Pending::MmioStore { len };
+            Some(Exit::Mmio {
+                cause,
+                stval,
+                htval,
+                htinst: rewritten,
+                store_value: Some(v.regs.gprs[rs2]),
+            })
+        }
+        _ => None,
+    }
+}
