@@ -87,3 +87,21 @@ pub unsafe fn object_at<T>(pa: HostPhysAddr) -> &'static mut T {
     // SAFETY: guaranteed by the caller.
     unsafe { &mut *(pa.bits() as *mut T) }
 }
+
+/// Copies `len` bytes between two physical ranges.
+pub fn copy_phys(dst: HostPhysAddr, src: HostPhysAddr, len: u64) {
+    // SAFETY: callers validated both ranges (the source readable by the
+    // caller's ownership check, the destination owned by Salus for a TVM)
+    // and that they do not overlap (different page-map owners).
+    unsafe { core::ptr::copy_nonoverlapping(src.bits() as *const u8, dst.bits() as *mut u8, len as usize) }
+}
+
+/// Borrows the 4 KiB page at `pa` for reading.
+///
+/// # Safety
+/// The page must be owned by Salus (e.g. a TVM page under the TSM lock)
+/// and not written while the borrow lives.
+pub unsafe fn page<'a>(pa: HostPhysAddr) -> &'a [u8; 4096] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*(pa.bits() as *const [u8; 4096]) }
+}

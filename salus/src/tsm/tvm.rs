@@ -544,12 +544,13 @@ pub fn add_measured_pages(
     let saved = tvm.measurement.clone();
     // Copy first, then measure what the TVM will see (the host cannot
     // change the destination any more).
+    phys::copy_phys(HostPhysAddr::new(dest), HostPhysAddr::new(src), range.len);
     let mut off = 0;
-    let mut page = [0u8; PAGE_SIZE as usize];
     while off < range.len {
-        phys::copy_from(HostPhysAddr::new(src + off), &mut page);
-        phys::copy_to(HostPhysAddr::new(dest + off), &page);
-        tvm.measurement.extend_page(gpa + off, &page);
+        // SAFETY: the page was just assigned to this TVM (Tvm(id, Data))
+        // and is not mapped for anyone yet; the TSM lock is held.
+        let page = unsafe { phys::page(HostPhysAddr::new(dest + off)) };
+        tvm.measurement.extend_page(gpa + off, page);
         off += PAGE_SIZE;
     }
     if let Err(e) = map_leaves(tvm, gpa, dest, size, n, Perms::RWX) {
