@@ -71,6 +71,8 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         // SAFETY: the UART named by the device tree; the host never gets it
         // mapped (it is outside host RAM and not in the host's MMIO list).
         unsafe { crate::console::init_uart(uart.base.bits() as usize) };
+        // The host gets an emulated 16550 at the same address.
+        crate::host::uart16550::init(uart.base.bits(), uart.size);
     }
     if let Some(test) = info.test_device {
         // SAFETY: the device tree's sifive,test0 node.
@@ -164,6 +166,16 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     if isa.contains(IsaExtensions::ZICBOZ) {
         henvcfg |= bits::HENVCFG_CBZE;
     }
+    // PCI behind the IOMMU (maps ECAM and the windows into the host's
+    // stage-2 when the host gets them).
+    let opts = crate::host::cmdline::parse(&info);
+    let host_pci = crate::host::pci::setup(
+        &info,
+        &mut gstage,
+        &mut mem,
+        opts.pci_unsafe,
+        host_vgein != 0,
+    );
     platform::set(Platform {
         nharts,
         boot_hart: hartid,
@@ -191,10 +203,18 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     // that spot clear of the images it loaded).
     let host_fdt_addr = fdt_addr;
     let reserved = [layout.firmware, layout.salus];
-    let host_dtb = match devicetree::build_host_fdt(
-        &info,
-        &host_fdt_config(&info, &layout, &reserved, host_vgein != 0),
-    ) {
+    let mut host_view = crate::host::pci::host_view(&info, &host_pci);
+    if let Some(k) = host_view.kernel.as_mut() {
+        k.bootargs = Some(crate::host::cmdline::host_bootargs(&info));
+    }
+    let mut fdt_cfg = host_fdt_config(&info, &layout, &reserved, host_vgein != 0);
+    fdt_cfg.pci = host_pci.give;
+    fdt_cfg.uart = info.uart.as_ref().map(|u| devicetree::HostUart {
+        base: u.base,
+        size: u.size,
+        clock_frequency: u.clock_frequency.unwrap_or(3_686_400),
+    });
+    let host_dtb = match devicetree::build_host_fdt(&host_view, &fdt_cfg) {
         Ok(b) => b,
         Err(e) => fatal!("cannot build the host device tree: {:?}", e),
     };
@@ -220,6 +240,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     );
 
     init_hart_csrs();
+    crate::host::pci::arm_housekeeping();
     hart::shared(hartid)
         .online
         .store(true, core::sync::atomic::Ordering::Release);
@@ -370,7 +391,7 @@ fn banner(info: &MachineInfo, layout: &Layout, isa: IsaExtensions, boot_hart: us
     }
     match &info.pci {
         Some(p) => info!(
-            "PCI: ECAM at {:#x} (+{:#x}), kept by Salus for now",
+            "PCI: ECAM at {:#x} (+{:#x})",
             p.ecam.start.bits(),
             p.ecam.len
         ),

@@ -1,7 +1,11 @@
 //! The host VM: an identity-mapped (GPA == HPA) VM with one vCPU per hart,
 //! its stage-2 table, its device tree and the SBI services it gets.
 
+pub mod cmdline;
+pub mod mmio;
+pub mod pci;
 pub mod sbi;
+pub mod uart16550;
 pub mod vcpu;
 
 use page_tables::GStageTable;
@@ -13,5 +17,8 @@ use spin::Mutex;
 pub static GSTAGE: Mutex<Option<GStageTable>> = Mutex::new(None);
 
 /// The host's stage-2 lost mappings: devices behind the IOMMU must not keep
-/// using cached translations either. (No-op until the IOMMU is driven.)
-pub fn gstage_changed() {}
+/// using cached translations either (IOTINVAL.GVMA + IOFENCE.C; a no-op
+/// without an IOMMU).
+pub fn gstage_changed() {
+    pci::host_gstage_changed();
+}

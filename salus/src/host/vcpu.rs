@@ -141,11 +141,15 @@ impl HostVcpu {
             self.timer_deadline = u64::MAX;
             csr::set!(num::HVIP, 1 << bits::IRQ_VS_TIMER);
         }
+        super::pci::tick(self.hartid);
     }
 
     fn guest_page_fault(&mut self, scause: u64) {
         let stval = csr::read!(num::STVAL);
         let gpa = (csr::read!(num::HTVAL) << 2) | (stval & 3);
+        if super::mmio::emulate(self, scause, gpa) {
+            return;
+        }
         if crate::memory::host_owns(gpa, 1) {
             // A stale translation from before the page came back (reclaim):
             // drop it and retry.

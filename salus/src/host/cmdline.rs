@@ -1,0 +1,73 @@
+//! Salus's own options and the host's kernel command line.
+//!
+//! QEMU's `-device guest-loader,...,bootargs=` becomes the host kernel's
+//! command line; `-append` becomes the firmware tree's `/chosen/bootargs`,
+//! which the host gets when the guest-loader gives none. Salus reads its
+//! options from both, as whitespace-separated words:
+//!
+//! * `salus.pci=unsafe`: give the host the PCI host bridge even without an
+//!   IOMMU (its devices can then DMA anywhere, Salus's memory included).
+//!   Salus-only: removed from what the host sees.
+//! * `salus.bench`: also read by the initramfs's `/init`; Salus counts the
+//!   host's traps by cause and prints them when the host shuts down.
+//!
+//! With no command line at all the host gets `console=ttyS0 earlycon=sbi`
+//! (the emulated 16550, and the SBI console for early messages).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use devicetree::MachineInfo;
+
+/// What the host's kernel command line is when nobody gave one.
+pub const DEFAULT_HOST_BOOTARGS: &str = "console=ttyS0 earlycon=sbi";
+
+/// Words only Salus consumes.
+const SALUS_ONLY: &[&str] = &["salus.pci="];
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub pci_unsafe: bool,
+    pub bench: bool,
+}
+
+fn words(info: &MachineInfo) -> impl Iterator<Item = &str> {
+    let kernel = info
+        .kernel
+        .as_ref()
+        .and_then(|k| k.bootargs.as_deref())
+        .unwrap_or("");
+    let chosen = info.bootargs.as_deref().unwrap_or("");
+    kernel.split_whitespace().chain(chosen.split_whitespace())
+}
+
+pub fn parse(info: &MachineInfo) -> Options {
+    let mut o = Options::default();
+    for w in words(info) {
+        match w {
+            "salus.pci=unsafe" => o.pci_unsafe = true,
+            "salus.bench" => o.bench = true,
+            _ => {}
+        }
+    }
+    o
+}
+
+/// The host kernel's command line: the guest-loader's, else `/chosen`'s,
+/// without Salus-only words; the default when that leaves nothing.
+pub fn host_bootargs(info: &MachineInfo) -> String {
+    let src = info
+        .kernel
+        .as_ref()
+        .and_then(|k| k.bootargs.as_deref())
+        .or(info.bootargs.as_deref())
+        .unwrap_or("");
+    let kept: Vec<&str> = src
+        .split_whitespace()
+        .filter(|w| !SALUS_ONLY.iter().any(|p| w.starts_with(p)))
+        .collect();
+    if kept.is_empty() {
+        String::from(DEFAULT_HOST_BOOTARGS)
+    } else {
+        kept.join(" ")
+    }
+}
