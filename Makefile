@@ -31,10 +31,13 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 export QEMU_BIN
 
 .PHONY: help setup salus tellus guestvm run_tellus test test-unit test-qemu bench fmt clippy clean \
-	linux rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare
+	linux rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare \
+	run_linux run_buildroot run_debian
 
 help:
 	@echo "make run_tellus   build Salus + tellus and run the tellus suite in QEMU"
+	@echo "make run_linux    Salus + the Debian kernel + initramfs (shell on the console, ssh -p $(SSH_PORT) root@localhost)"
+	@echo "make run_buildroot / run_debian   the same with a root disk (BUILDROOT= / DEBIAN=)"
 	@echo "make test         host unit tests + QEMU integration tests"
 	@echo "make bench        instruction-count benchmarks under -icount"
 	@echo "make salus|tellus|guestvm   build one image into $(BUILD)/"
@@ -66,10 +69,10 @@ images: salus tellus guestvm
 run_tellus: images
 	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR) $(EXTRA_QEMU_ARGS)
 
-test: images
+test: images linux-images
 	cargo test --workspace --exclude salus --exclude tellus --exclude guestvm
 
-bench: images
+bench: images linux-images
 	cargo run --release -p xtests --bin bench
 
 fmt:
@@ -131,3 +134,61 @@ linux-bench-bare: linux-images
 
 linux-run-bare: linux-images
 	$(LINUX_ENV) $(LINUX_SCRIPTS)/boot-bare.sh --run
+
+# ---- Linux as the host VM under Salus ----
+# run_linux: the kernel (LINUX=, default the Debian one) with INITRD= (default
+# our initramfs; INITRD= empty boots the bare kernel, which panics at init),
+# the RISC-V IOMMU, a virtio-net NIC on restricted user networking with SSH
+# on 127.0.0.1:$(SSH_PORT) (root:root) and a 64 MiB virtio-blk scratch disk.
+# run_buildroot: BUILDROOT= a Buildroot tree (output/images/rootfs.ext2 on
+# NVMe as the root filesystem), else the same as run_linux.
+# run_debian: DEBIAN= a dqib-style folder (image.qcow2 on NVMe + initrd).
+# SALUS_ARGS: Salus's own options (-append, e.g. salus.pci=unsafe);
+# LINUX_BOOTARGS: the host kernel's command line. Ctrl-A X quits QEMU.
+SSH_PORT ?= 7722
+INITRD_ADDR ?= 0xd0000000
+LINUX_BOOTARGS ?= console=ttyS0 earlycon=sbi
+SALUS_ARGS ?=
+BUILDROOT ?=
+DEBIAN ?=
+LINUX_RUN_DISK := $(LINUX_BUILD)/run-disk.img
+LINUX_NET = -device virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy=on \
+	-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$(SSH_PORT)-:22
+LINUX_QEMU = $(QEMU_CMD) -device riscv-iommu-pci $(LINUX_NET) \
+	$(if $(strip $(SALUS_ARGS)),-append "$(SALUS_ARGS)")
+linux_loader = -device "guest-loader,kernel=$(1),addr=$(HOST_ADDR),bootargs=$(2)"
+comma := ,
+initrd_loader = $(if $(strip $(1)),-device "guest-loader$(comma)initrd=$(1)$(comma)addr=$(INITRD_ADDR)")
+
+$(LINUX_RUN_DISK):
+	@mkdir -p $(LINUX_BUILD)
+	truncate -s 64M $@
+
+run_linux: salus $(LINUX_IMAGE) $(if $(strip $(LINUX_INITRD)),$(LINUX_INITRD)) $(LINUX_RUN_DISK)
+	@echo "run_linux: ssh -p $(SSH_PORT) root@localhost (password root); Ctrl-A X quits"
+	$(LINUX_QEMU) $(call linux_loader,$(LINUX_IMAGE),$(LINUX_BOOTARGS)) \
+		$(call initrd_loader,$(LINUX_INITRD)) \
+		-drive file=$(LINUX_RUN_DISK),if=none,id=d0,format=raw \
+		-device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on $(EXTRA_QEMU_ARGS)
+
+ifneq ($(strip $(BUILDROOT)),)
+# Buildroot's own kernel (NVMe built in) unless LINUX= says otherwise.
+BUILDROOT_IMAGE := $(if $(strip $(LINUX)),$(LINUX_IMAGE),$(BUILDROOT)/output/images/Image)
+run_buildroot: salus
+	@test -f $(BUILDROOT)/output/images/rootfs.ext2 || { echo "no $(BUILDROOT)/output/images/rootfs.ext2"; exit 1; }
+	@echo "run_buildroot: ssh -p $(SSH_PORT) root@localhost (password root); Ctrl-A X quits"
+	$(LINUX_QEMU) $(call linux_loader,$(BUILDROOT_IMAGE),$(LINUX_BOOTARGS) root=/dev/nvme0n1 rw) \
+		-drive file=$(BUILDROOT)/output/images/rootfs.ext2,if=none,id=d0,format=raw \
+		-device nvme,serial=salus0,drive=d0 $(EXTRA_QEMU_ARGS)
+else
+run_buildroot: run_linux
+endif
+
+run_debian: salus $(LINUX_IMAGE)
+	@test -n "$(DEBIAN)" -a -f "$(DEBIAN)/image.qcow2" -a -f "$(DEBIAN)/initrd" || \
+		{ echo "run_debian: set DEBIAN= to a dqib-style folder (image.qcow2, initrd, optionally kernel)"; exit 1; }
+	@echo "run_debian: ssh -p $(SSH_PORT) root@localhost; Ctrl-A X quits"
+	$(LINUX_QEMU) $(call linux_loader,$(if $(wildcard $(DEBIAN)/kernel),$(DEBIAN)/kernel,$(LINUX_IMAGE)),$(LINUX_BOOTARGS) root=LABEL=rootfs) \
+		$(call initrd_loader,$(DEBIAN)/initrd) \
+		-drive file=$(DEBIAN)/image.qcow2,if=none,id=d0 \
+		-device nvme,serial=salus0,drive=d0 $(EXTRA_QEMU_ARGS)

@@ -21,6 +21,8 @@
 //! - `XTESTS_TIMEOUT_SECS`: override the default per-run timeout (60 s).
 //! - `XTESTS_VERBOSE=1`: echo the console to stderr while QEMU runs.
 
+pub mod linux;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -446,7 +448,7 @@ unsafe extern "C" {
 const SIGKILL: i32 = 9;
 
 /// Kills the process group `pgid` (the QEMU process and anything it started).
-fn kill_group(pgid: u32) {
+pub(crate) fn kill_group(pgid: u32) {
     if let Ok(pgid) = i32::try_from(pgid) {
         if pgid > 0 {
             // SAFETY: `kill` has no memory-safety preconditions; the group
@@ -455,6 +457,13 @@ fn kill_group(pgid: u32) {
                 kill(-pgid, SIGKILL);
             }
         }
+    }
+}
+
+/// Echoes console bytes to stderr when `XTESTS_VERBOSE` is set.
+pub(crate) fn verbose_echo(bytes: &[u8]) {
+    if verbose() {
+        let _ = io::stderr().write_all(bytes);
     }
 }
 

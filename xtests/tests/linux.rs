@@ -1,0 +1,187 @@
+//! Linux (Debian's stock riscv64 kernel + the busybox/dropbear initramfs of
+//! `make rootfs`) as Salus's host VM. One boot does several checks, so the
+//! suite stays at one Linux boot (plus an ignored 4-hart tier):
+//!
+//! * all harts online (`SALUS-INIT-READY nproc=2`), eth0 (virtio-net behind
+//!   the IOMMU) got a DHCP address;
+//! * console input reaches the shell through Salus's emulated 16550;
+//! * SSH to the forwarded port runs `uname -a` and `nproc`;
+//! * the virtio-blk disk behind the IOMMU: the marker the test wrote is
+//!   read back, 1 MiB of random data written and read back (page cache
+//!   dropped) matches, and a token the guest writes is in the image file
+//!   after the run;
+//! * QEMU's `edu` device, driven over SSH with busybox `devmem`, DMAs from
+//!   Salus's memory: Salus logs `salus: iommu: fault cause ...` for it and
+//!   the host keeps running;
+//! * `poweroff -f` ends QEMU with exit status 0.
+//!
+//! Needs `make salus linux rootfs` (`make test` does it), `ssh`, QEMU.
+
+use std::time::Duration;
+
+use xtests::env_timeout;
+use xtests::linux::{free_port, make_disk, salus_linux_config, scratch, LinuxImages, LinuxVm};
+
+/// Boot to the initramfs's ready line (generous: TCG on a loaded machine).
+const BOOT: Duration = Duration::from_secs(300);
+const SSH: Duration = Duration::from_secs(90);
+
+fn images() -> LinuxImages {
+    LinuxImages::locate().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Boots; returns the VM and the ready line.
+fn boot(ncpu: u32, edu: bool, disk_marker: &str) -> (LinuxVm, String, std::path::PathBuf) {
+    let img = images();
+    let port = free_port();
+    let disk = scratch(&format!("vda-{ncpu}.img"));
+    make_disk(&disk, 64 << 20, disk_marker).expect("create the disk image");
+    let mut cfg = salus_linux_config(&img, port, &disk)
+        .ncpu(ncpu)
+        .timeout(env_timeout(BOOT));
+    if edu {
+        cfg = cfg.extra_args(["-device", "edu,dma_mask=0xffffffffffffffff"]);
+    }
+    let mut vm = LinuxVm::start(&cfg, port, &img.ssh_key).expect("start QEMU");
+    let ready = vm
+        .wait_for("SALUS-INIT-READY", env_timeout(BOOT), |l| {
+            l.starts_with("SALUS-INIT-READY")
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    (vm, ready, disk)
+}
+
+#[test]
+fn linux_two_harts_disk_net_ssh_iommu() {
+    let token = format!("SALUS-DISK-TOKEN-{}", std::process::id());
+    let (mut vm, ready, disk) = boot(2, true, "SALUS-VDA-OK");
+    let ctx = |vm: &LinuxVm| vm.describe(60);
+
+    // All harts online, eth0 configured.
+    assert!(
+        ready.contains("nproc=2 "),
+        "not all harts online: {ready}\n{}",
+        ctx(&vm)
+    );
+    let eth0 = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("eth0="))
+        .unwrap_or("none");
+    assert!(
+        eth0.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "eth0 has no address: {ready}\n{}",
+        ctx(&vm)
+    );
+    // No Salus fatal line, and the IOMMU is in charge of the devices.
+    let console = vm.console();
+    assert!(!console.contains("salus: fatal"), "{}", ctx(&vm));
+    assert!(
+        console.contains("salus: iommu: ") && console.contains("device(s) attached"),
+        "Salus did not attach the devices to the IOMMU\n{}",
+        ctx(&vm)
+    );
+
+    // Console input through the emulated UART.
+    vm.send("echo CONSOLE-$((6*7))-OK\n")
+        .expect("console input");
+    vm.wait_for("console echo", Duration::from_secs(60), |l| {
+        l.contains("CONSOLE-42-OK")
+    })
+    .unwrap_or_else(|e| panic!("console input does not reach the shell: {e}"));
+
+    // SSH: uname, nproc, disk checks.
+    let script = format!(
+        "uname -a; nproc; \
+         echo marker=$(head -c 12 /dev/vda); \
+         dd if=/dev/urandom of=/tmp/r bs=64k count=16 2>/dev/null; \
+         dd if=/tmp/r of=/dev/vda bs=64k seek=16 conv=fsync 2>/dev/null; \
+         printf '{token}' | dd of=/dev/vda bs=512 seek=4096 conv=fsync 2>/dev/null; \
+         sync; echo 3 > /proc/sys/vm/drop_caches; \
+         echo sum=$(md5sum < /tmp/r | cut -d' ' -f1) back=$(dd if=/dev/vda bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)"
+    );
+    let out = vm
+        .ssh(&script, 10, SSH)
+        .unwrap_or_else(|e| panic!("ssh to 127.0.0.1:{} failed: {e}\n{}", vm.ssh_port, ctx(&vm)));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("Linux ") && l.contains("riscv64")),
+        "uname -a: {out}"
+    );
+    assert_eq!(lines.get(1).copied(), Some("2"), "nproc over ssh: {out}");
+    assert!(
+        out.contains("marker=SALUS-VDA-OK"),
+        "disk marker not read back: {out}"
+    );
+    let sums = lines
+        .iter()
+        .find(|l| l.starts_with("sum="))
+        .unwrap_or_else(|| panic!("no checksums: {out}"));
+    let (a, b) = sums.split_once(' ').unwrap();
+    assert_eq!(
+        a.trim_start_matches("sum="),
+        b.trim_start_matches("back="),
+        "data read back from the disk differs: {out}"
+    );
+
+    // A DMA aimed at Salus's memory (its image at 0x80200000) from edu.
+    let dma = "for d in /sys/bus/pci/devices/*; do \
+          [ \"$(cat $d/vendor) $(cat $d/device)\" = '0x1234 0x11e8' ] && e=$d; done; \
+        echo 1 > $e/enable; \
+        printf '\\006' | dd of=$e/config bs=1 seek=4 count=1 conv=notrunc 2>/dev/null; \
+        b=$(( $(head -1 $e/resource | cut -d' ' -f1) )); \
+        devmem $((b+0x80)) 64 0x80200000; devmem $((b+0x88)) 64 0x40000; \
+        devmem $((b+0x90)) 64 8; devmem $((b+0x98)) 64 1; \
+        echo edu=${e##*/}";
+    let out = vm
+        .ssh(dma, 3, SSH)
+        .unwrap_or_else(|e| panic!("edu DMA script failed: {e}\n{}", ctx(&vm)));
+    let edu = out
+        .lines()
+        .find_map(|l| l.strip_prefix("edu=0000:"))
+        .unwrap_or_else(|| panic!("no edu device: {out}"))
+        .to_string();
+    let fault = vm
+        .wait_for("IOMMU fault line", Duration::from_secs(60), |l| {
+            l.starts_with("salus: iommu: fault cause") && l.contains(&format!("device {edu}"))
+        })
+        .unwrap_or_else(|e| panic!("the blocked DMA was not reported: {e}"));
+    assert!(fault.contains("iova 0x802000"), "{fault}");
+    // The host survived.
+    let alive = vm.ssh("echo alive", 5, SSH).unwrap_or_default();
+    assert_eq!(
+        alive.trim(),
+        "alive",
+        "host died after the blocked DMA\n{}",
+        ctx(&vm)
+    );
+
+    // poweroff ends QEMU with status 0.
+    let _ = vm.ssh("poweroff -f", 1, Duration::from_secs(20));
+    let status = vm.wait_exit(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.code() == Some(0)),
+        "QEMU did not exit 0 after poweroff: {status:?}\n{}",
+        ctx(&vm)
+    );
+    let image = std::fs::read(&disk).expect("read the disk image");
+    let _ = std::fs::remove_file(&disk);
+    assert_eq!(
+        &image[4096 * 512..4096 * 512 + token.len()],
+        token.as_bytes(),
+        "the guest's write did not reach the disk image"
+    );
+}
+
+/// NCPU=4: every hart comes up (slower tier: `cargo test -- --ignored`).
+#[test]
+#[ignore]
+fn linux_four_harts() {
+    let (mut vm, ready, disk) = boot(4, false, "SALUS-VDA-OK");
+    assert!(ready.contains("nproc=4 "), "{ready}\n{}", vm.describe(60));
+    vm.send("poweroff -f\n").unwrap();
+    let status = vm.wait_exit(Duration::from_secs(60));
+    let _ = std::fs::remove_file(&disk);
+    assert!(status.is_some_and(|s| s.code() == Some(0)), "{status:?}");
+}
