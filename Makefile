@@ -54,7 +54,7 @@ salus: setup $(BUILD)
 	cargo build --release -p salus --target $(TARGET)
 	cp $(RELDIR)/salus $(SALUS_ELF)
 
-tellus: setup $(BUILD)
+tellus: setup $(BUILD) guestvm
 	cargo build --release -p tellus --target $(TARGET)
 	cp $(RELDIR)/tellus $(BUILD)/tellus.elf
 	$(OBJCOPY) -O binary $(BUILD)/tellus.elf $(TELLUS_BIN)

@@ -1,47 +1,673 @@
-//! guestvm: the confidential test guest. For now a stub that says hello
-//! through the SBI debug console and shuts down; it becomes a TVM payload
-//! with the CoVE issue.
+//! guestvm: the confidential test guest. Salus runs it as a TVM that tellus
+//! (the host) creates from measured pages; the boot vCPU enters `_start` at
+//! `IMAGE_GPA` with a0 = vCPU id, a1 = entry_arg (`protocol::ARG_*`),
+//! paging off.
+//!
+//! It prints `TEST: guestvm:NAME` then `PASS: guestvm:NAME` or
+//! `FAIL: guestvm:NAME: reason` through the host (DBCN console_write,
+//! forwarded by the TSM, from a page it shares with the host), then
+//! `guestvm: N passed, M failed`, and shuts down with SRST (forwarded to
+//! the host; reason SYSTEM_FAILURE if anything failed). tellus counts the
+//! guest's PASS/FAIL lines into its own totals.
+//!
+//! What it checks: COVG share/unshare with a two-way data exchange and
+//! "the host no longer sees new writes after unshare", an MMIO region the
+//! host emulates (stores of every width incl. compressed, loads with sign
+//! and zero extension), demand-zero 4 KiB pages, a measured 2 MiB page and a
+//! 2 MiB zero page, vector state across exits (when the host says V is
+//! there), GPRs across forwarded ecalls, and COVG argument errors.
 #![no_std]
 #![no_main]
 
-use core::arch::{asm, global_asm};
+mod protocol;
 
+use core::arch::{asm, global_asm};
+use core::fmt::{self, Write};
+
+use protocol::*;
+
+const EID_DBCN: u64 = 0x4442_434E;
+const EID_SRST: u64 = 0x5352_5354;
+const EID_COVG: u64 = 0x434F_5647;
+const COVG_ADD_MMIO: u64 = 0;
+const COVG_REMOVE_MMIO: u64 = 1;
+const COVG_SHARE: u64 = 2;
+const COVG_UNSHARE: u64 = 3;
+const COVG_ALLOW_EXT: u64 = 4;
+const COVG_DENY_EXT: u64 = 5;
+const ERR_INVALID_PARAM: i64 = -3;
+const ERR_INVALID_ADDRESS: i64 = -5;
+
+const STACK_SIZE: usize = 16 * 1024;
+
+// a1 & ARG_FIRST_EXIT: shut down at once (the create-to-first-exit bench);
+// nothing before that touches memory.
 global_asm!(
     r#"
     .section .text.entry, "ax"
     .global _start
 _start:
-    la sp, {stack} + 4096
+    andi t0, a1, {first_exit}
+    beqz t0, 1f
+    li a7, {srst}
+    li a6, 0
+    li a0, 0
+    li a1, 0
+    ecall
+1:
+    la sp, {stack} + {stack_size}
+    la t0, guestvm_trap
+    csrw stvec, t0
+    li t0, 0x2000
+    csrs sstatus, t0
+    andi t0, a1, {has_v}
+    beqz t0, 2f
+    li t0, 0x200
+    csrs sstatus, t0
+2:
     call guestvm_main
-1:  wfi
-    j 1b
+3:
+    wfi
+    j 3b
+
+    .balign 4
+    .global guestvm_trap
+guestvm_trap:
+    csrr a0, scause
+    csrr a1, sepc
+    csrr a2, stval
+    call guestvm_trap_rust
+4:
+    wfi
+    j 4b
 "#,
+    first_exit = const ARG_FIRST_EXIT,
+    has_v = const ARG_HAS_V,
+    srst = const EID_SRST,
     stack = sym STACK,
+    stack_size = const STACK_SIZE,
 );
 
-static mut STACK: [u8; 4096] = [0; 4096];
+#[repr(C, align(4096))]
+struct Stack([u8; STACK_SIZE]);
+static mut STACK: Stack = Stack([0; STACK_SIZE]);
 
-fn sbi(eid: u64, fid: u64, a0: u64, a1: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: an SBI call; the callee only reads the buffer we pass.
-    unsafe {
-        asm!("ecall", inlateout("a0") a0 as i64 => ret, inlateout("a1") a1 => _, in("a2") 0u64, in("a6") fid, in("a7") eid);
-    }
-    ret
+// ---- SBI ---------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Ret {
+    error: i64,
+    value: u64,
 }
 
-#[no_mangle]
-extern "C" fn guestvm_main() -> ! {
-    let msg = b"guestvm: hello\n";
-    sbi(0x4442_434E, 0, msg.len() as u64, msg.as_ptr() as u64);
-    sbi(0x5352_5354, 0, 0, 0);
+fn ecall(eid: u64, fid: u64, a: [u64; 6]) -> Ret {
+    let error: i64;
+    let value: u64;
+    // SAFETY: an SBI call; every call guestvm makes passes only scalars or
+    // guest-physical buffers it owns.
+    unsafe {
+        asm!("ecall",
+            inlateout("a0") a[0] => error, inlateout("a1") a[1] => value,
+            in("a2") a[2], in("a3") a[3], in("a4") a[4], in("a5") a[5],
+            in("a6") fid, in("a7") eid, options(nostack));
+    }
+    Ret { error, value }
+}
+
+fn covg(fid: u64, a0: u64, a1: u64) -> Ret {
+    ecall(EID_COVG, fid, [a0, a1, 0, 0, 0, 0])
+}
+
+fn gvm(fid: u64, a0: u64) -> Ret {
+    ecall(EID_GVM, fid, [a0, 0, 0, 0, 0, 0])
+}
+
+fn shutdown(failed: bool) -> ! {
+    // SRST: type shutdown (0), reason 0 or SYSTEM_FAILURE (1).
+    ecall(EID_SRST, 0, [0, failed as u64, 0, 0, 0, 0]);
     loop {
         // SAFETY: wfi has no memory effects.
         unsafe { asm!("wfi") };
     }
 }
 
+// ---- volatile guest-physical memory ------------------------------------------
+
+fn rd(addr: u64) -> u64 {
+    // SAFETY: paging is off; every address guestvm reads is guest-physical
+    // memory the host maps (or emulates) per the protocol.
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+fn wr(addr: u64, v: u64) {
+    // SAFETY: as for `rd`.
+    unsafe { core::ptr::write_volatile(addr as *mut u64, v) }
+}
+
+// ---- console ---------------------------------------------------------------
+
+/// Output is collected here until the console page is shared, then written
+/// from the console page with DBCN console_write.
+struct Console {
+    shared: bool,
+    buf: [u8; 2048],
+    len: usize,
+}
+
+static mut CONSOLE: Console = Console {
+    shared: false,
+    buf: [0; 2048],
+    len: 0,
+};
+
+fn console() -> &'static mut Console {
+    // SAFETY: guestvm runs on one vCPU and never re-enters the console.
+    unsafe { &mut *(&raw mut CONSOLE) }
+}
+
+impl Console {
+    fn flush(&mut self) {
+        if !self.shared || self.len == 0 {
+            return;
+        }
+        let mut off = 0;
+        while off < self.len {
+            let n = (self.len - off).min(SHARED_LEN as usize);
+            for i in 0..n {
+                // SAFETY: the console page is shared and mapped for us.
+                unsafe {
+                    core::ptr::write_volatile((CONSOLE_GPA as *mut u8).add(i), self.buf[off + i])
+                };
+            }
+            let mut done = 0;
+            let mut tries = 0;
+            while done < n && tries < 16 {
+                let r = ecall(
+                    EID_DBCN,
+                    0,
+                    [(n - done) as u64, CONSOLE_GPA + done as u64, 0, 0, 0, 0],
+                );
+                if r.error != 0 {
+                    break;
+                }
+                done += (r.value as usize).min(n - done);
+                tries += 1;
+            }
+            off += n;
+        }
+        self.len = 0;
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buf.len() {
+                self.flush();
+                if self.len == self.buf.len() {
+                    return Ok(()); // not shared yet: drop the overflow
+                }
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+fn print_line(args: fmt::Arguments) {
+    let c = console();
+    let _ = c.write_fmt(args);
+    let _ = c.write_str("\n");
+    c.flush();
+}
+
+macro_rules! println {
+    ($($arg:tt)*) => { print_line(format_args!($($arg)*)) };
+}
+
+/// A short failure reason.
+struct Reason {
+    buf: [u8; 120],
+    len: usize,
+}
+
+impl Write for Reason {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?"))
+    }
+}
+
+fn reason(args: fmt::Arguments) -> Reason {
+    let mut r = Reason {
+        buf: [0; 120],
+        len: 0,
+    };
+    let _ = r.write_fmt(args);
+    r
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(reason(format_args!($($arg)*)));
+        }
+    };
+}
+
+type TestResult = Result<(), Reason>;
+
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+fn run_test(t: &mut Tally, name: &str, f: impl FnOnce() -> TestResult) {
+    println!("TEST: guestvm:{name}");
+    match f() {
+        Ok(()) => {
+            t.passed += 1;
+            println!("PASS: guestvm:{name}");
+        }
+        Err(r) => {
+            t.failed += 1;
+            println!("FAIL: guestvm:{name}: {r}");
+        }
+    }
+}
+
+// ---- tests ----------------------------------------------------------------
+
+fn test_console() -> TestResult {
+    let r = covg(COVG_SHARE, CONSOLE_GPA, SHARED_LEN);
+    ensure!(
+        r.error == 0,
+        "share_memory_region(console page): error {}",
+        r.error
+    );
+    // The first touch faults; the host adds a shared page.
+    wr(CONSOLE_GPA, 0);
+    console().shared = true;
+    Ok(())
+}
+
+fn test_shared_exchange() -> TestResult {
+    let r = covg(COVG_SHARE, SHARED_GPA, SHARED_LEN);
+    ensure!(r.error == 0, "share_memory_region: error {}", r.error);
+    let seed = 0x5eed_0001;
+    for i in 0..HALF_WORDS {
+        wr(SHARED_GPA + 8 * i, pattern(seed, i));
+    }
+    let r = gvm(FID_SHARED_CHECK, seed);
+    ensure!(
+        r.error == 0 && r.value == 0,
+        "host saw {} wrong word(s) of ours (error {})",
+        r.value,
+        r.error
+    );
+    for i in 0..HALF_WORDS {
+        let w = rd(SHARED_GPA + 8 * (HALF_WORDS + i));
+        ensure!(
+            w == pattern(!seed, i),
+            "host word {i} reads {w:#x}, want {:#x}",
+            pattern(!seed, i)
+        );
+    }
+    Ok(())
+}
+
+fn test_unshare() -> TestResult {
+    let r = covg(COVG_UNSHARE, SHARED_GPA, SHARED_LEN);
+    ensure!(r.error == 0, "unshare_memory_region: error {}", r.error);
+    // Unsharing is destructive: the page is confidential (zero) again.
+    let first = rd(SHARED_GPA);
+    ensure!(
+        first == 0,
+        "first word after unshare reads {first:#x}, want 0"
+    );
+    let seed = 0x5eed_0002;
+    for i in 0..HALF_WORDS {
+        wr(SHARED_GPA + 8 * i, pattern(seed, i));
+    }
+    let r = gvm(FID_UNSHARED_CHECK, seed);
+    ensure!(
+        r.error == 0 && r.value == 0,
+        "the host still sees {} new word(s) (error {})",
+        r.value,
+        r.error
+    );
+    for i in 0..HALF_WORDS {
+        ensure!(rd(SHARED_GPA + 8 * i) == pattern(seed, i), "word {i} lost");
+    }
+    Ok(())
+}
+
+fn mmio_store(width: u64, off: u64) {
+    let a = MMIO_GPA + off;
+    let v = mmio_store_value(off);
+    // SAFETY: stores to the emulated MMIO page; the host handles the fault.
+    unsafe {
+        match width {
+            8 => asm!("sd {v}, 0({a})", v = in(reg) v, a = in(reg) a, options(nostack)),
+            4 => asm!("sw {v}, 0({a})", v = in(reg) v, a = in(reg) a, options(nostack)),
+            2 => asm!("sh {v}, 0({a})", v = in(reg) v, a = in(reg) a, options(nostack)),
+            _ => asm!("sb {v}, 0({a})", v = in(reg) v, a = in(reg) a, options(nostack)),
+        }
+    }
+}
+
+fn mmio_c_sw(off: u64) {
+    let a = MMIO_GPA + off;
+    let v = mmio_store_value(off);
+    // SAFETY: as above; a4/a5 are in the compressed register set.
+    unsafe {
+        asm!(".option push", ".option rvc", "c.sw a4, 0(a5)", ".option pop",
+            in("a5") a, in("a4") v, options(nostack));
+    }
+}
+
+/// (mnemonic, width, signed) of the loads exercised.
+const LOADS: [(&str, u64, bool); 7] = [
+    ("ld", 8, true),
+    ("lw", 4, true),
+    ("lwu", 4, false),
+    ("lh", 2, true),
+    ("lhu", 2, false),
+    ("lb", 1, true),
+    ("lbu", 1, false),
+];
+
+fn mmio_load(i: usize, a: u64) -> u64 {
+    let v: u64;
+    // SAFETY: loads from the emulated MMIO page.
+    unsafe {
+        match i {
+            0 => asm!("ld {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+            1 => asm!("lw {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+            2 => asm!("lwu {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+            3 => asm!("lh {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+            4 => asm!("lhu {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+            5 => asm!("lb {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+            _ => asm!("lbu {v}, 0({a})", v = out(reg) v, a = in(reg) a, options(nostack)),
+        }
+    }
+    v
+}
+
+fn mmio_c_lw(a: u64) -> u64 {
+    let v: u64;
+    // SAFETY: as above.
+    unsafe {
+        asm!(".option push", ".option rvc", "c.lw a4, 0(a5)", ".option pop",
+            in("a5") a, out("a4") v, options(nostack));
+    }
+    v
+}
+
+fn test_mmio() -> TestResult {
+    let r = covg(COVG_ADD_MMIO, MMIO_GPA, MMIO_LEN);
+    ensure!(r.error == 0, "add_mmio_region: error {}", r.error);
+    let mut stores = 0;
+    for (k, w) in [8u64, 4, 2, 1].into_iter().enumerate() {
+        mmio_store(w, 8 * k as u64);
+        stores += 1;
+    }
+    mmio_c_sw(0x40);
+    stores += 1;
+    let r = gvm(FID_MMIO_STORES, 0);
+    ensure!(
+        r.error == 0 && r.value == stores,
+        "host matched {} of {stores} MMIO stores (error {})",
+        r.value,
+        r.error
+    );
+    for (i, &(name, width, signed)) in LOADS.iter().enumerate() {
+        let off = 0x100 + 8 * i as u64;
+        let got = mmio_load(i, MMIO_GPA + off);
+        let raw = truncate(mmio_load_value(off), width);
+        let want = if signed { sign_extend(raw, width) } else { raw };
+        ensure!(got == want, "{name} at +{off:#x}: {got:#x}, want {want:#x}");
+    }
+    let off = 0x180;
+    let got = mmio_c_lw(MMIO_GPA + off);
+    let want = sign_extend(truncate(mmio_load_value(off), 4), 4);
+    ensure!(got == want, "c.lw at +{off:#x}: {got:#x}, want {want:#x}");
+    let r = covg(COVG_REMOVE_MMIO, MMIO_GPA, MMIO_LEN);
+    ensure!(r.error == 0, "remove_mmio_region: error {}", r.error);
+    Ok(())
+}
+
+fn test_demand_zero() -> TestResult {
+    for p in 0..ZERO_4K_PAGES {
+        let base = ZERO_4K_GPA + p * 4096;
+        let off = (p * 520) % 4096 & !7;
+        let v = rd(base + off);
+        ensure!(v == 0, "page {p} +{off:#x} reads {v:#x} before any write");
+        wr(base + off, pattern(p, off));
+        wr(base + 4088, !p);
+    }
+    for p in 0..ZERO_4K_PAGES {
+        let base = ZERO_4K_GPA + p * 4096;
+        let off = (p * 520) % 4096 & !7;
+        ensure!(
+            rd(base + off) == pattern(p, off),
+            "page {p}: write did not stick"
+        );
+        ensure!(rd(base + 4088) == !p, "page {p}: last word did not stick");
+        let other = if off == 8 { 16 } else { 8 };
+        ensure!(
+            rd(base + other) == 0,
+            "page {p}: untouched word is not zero"
+        );
+    }
+    Ok(())
+}
+
+fn test_measured_2m() -> TestResult {
+    for i in 0..SIZE_2M / 8 {
+        let w = rd(MEASURED_2M_GPA + 8 * i);
+        ensure!(
+            w == pattern(MEASURED_2M_SEED, i),
+            "word {i} (+{:#x}) = {w:#x}, want {:#x}",
+            8 * i,
+            pattern(MEASURED_2M_SEED, i)
+        );
+    }
+    Ok(())
+}
+
+fn test_zero_2m() -> TestResult {
+    // Every 4 KiB page's first and last word, then write and read back.
+    let mut off = 0;
+    while off < SIZE_2M {
+        let (a, b) = (rd(ZERO_2M_GPA + off), rd(ZERO_2M_GPA + off + 4088));
+        ensure!(a == 0 && b == 0, "+{off:#x} not zero ({a:#x}, {b:#x})");
+        off += 4096;
+    }
+    let mut off = 0;
+    while off < SIZE_2M {
+        wr(ZERO_2M_GPA + off + 8, pattern(7, off));
+        off += 4096;
+    }
+    let mut off = 0;
+    while off < SIZE_2M {
+        ensure!(
+            rd(ZERO_2M_GPA + off + 8) == pattern(7, off),
+            "+{:#x}: write did not stick",
+            off + 8
+        );
+        off += 4096;
+    }
+    Ok(())
+}
+
+fn test_vector() -> TestResult {
+    let a: [u64; 8] = core::array::from_fn(|i| pattern(11, i as u64));
+    let b: [u64; 8] = core::array::from_fn(|i| pattern(12, i as u64));
+    let mut c = [0u64; 8];
+    let mut after = [0u64; 8];
+    let vl: u64;
+    // SAFETY: V is present (the host says so) and sstatus.VS was set at
+    // entry; the arrays are 8 u64 each and vl <= 8 (e64, m1 with VLEN <=
+    // 512 gives at most 8; larger VLEN is capped by the AVL of 8). The
+    // forwarded NOP ecall in the middle must preserve v1.
+    unsafe {
+        asm!(
+            ".option push",
+            ".option arch, +v",
+            "li t0, 8",
+            "vsetvli {vl}, t0, e64, m1, ta, ma",
+            "vle64.v v1, ({a})",
+            "vle64.v v2, ({b})",
+            "vadd.vv v3, v1, v2",
+            "vse64.v v3, ({c})",
+            "li a7, {eid}",
+            "li a6, {nop}",
+            "li a0, 0",
+            "ecall",
+            "vse64.v v1, ({after})",
+            ".option pop",
+            vl = out(reg) vl,
+            a = in(reg) a.as_ptr(),
+            b = in(reg) b.as_ptr(),
+            c = in(reg) c.as_mut_ptr(),
+            after = in(reg) after.as_mut_ptr(),
+            eid = const EID_GVM,
+            nop = const FID_NOP,
+            out("t0") _, out("a0") _, out("a1") _, out("a6") _, out("a7") _,
+            options(nostack),
+        );
+    }
+    ensure!(vl >= 1 && vl <= 8, "vl = {vl}");
+    for i in 0..vl as usize {
+        ensure!(c[i] == a[i].wrapping_add(b[i]), "vadd element {i} wrong");
+        ensure!(after[i] == a[i], "v1 element {i} changed across an exit");
+    }
+    Ok(())
+}
+
+fn test_ecall_regs() -> TestResult {
+    let out: [u64; 6];
+    let (mut r2, mut r3, mut r4, mut r5, mut r6, mut r7): (u64, u64, u64, u64, u64, u64);
+    // SAFETY: a forwarded NOP ecall; only a0/a1 may change.
+    unsafe {
+        asm!("ecall",
+            inout("a0") 0u64 => _, inout("a1") 0u64 => _,
+            inout("a2") 0xa2a2u64 => r2, inout("a3") 0xa3a3u64 => r3,
+            inout("a4") 0xa4a4u64 => r4, inout("a5") 0xa5a5u64 => r5,
+            inout("a6") FID_NOP => r6, inout("a7") EID_GVM => r7,
+            options(nostack));
+    }
+    out = [r2, r3, r4, r5, r6, r7];
+    let want = [0xa2a2, 0xa3a3, 0xa4a4, 0xa5a5, FID_NOP, EID_GVM];
+    for (i, (&g, &w)) in out.iter().zip(want.iter()).enumerate() {
+        ensure!(
+            g == w,
+            "a{} = {g:#x} after a forwarded ecall, want {w:#x}",
+            i + 2
+        );
+    }
+    // Keep the compiler from assuming anything about the outputs.
+    r2 = core::hint::black_box(r2);
+    r3 = core::hint::black_box(r3);
+    r4 = core::hint::black_box(r4);
+    r5 = core::hint::black_box(r5);
+    r6 = core::hint::black_box(r6);
+    r7 = core::hint::black_box(r7);
+    let _ = (r2, r3, r4, r5, r6, r7);
+    Ok(())
+}
+
+fn test_covg_errors() -> TestResult {
+    let r = covg(COVG_SHARE, SHARED_GPA + 8, SHARED_LEN);
+    ensure!(
+        r.error == ERR_INVALID_ADDRESS,
+        "share(unaligned gpa): error {}",
+        r.error
+    );
+    let r = covg(COVG_SHARE, MMIO_GPA, SHARED_LEN);
+    ensure!(
+        r.error == ERR_INVALID_PARAM,
+        "share(range outside every confidential region): error {}",
+        r.error
+    );
+    let r = covg(COVG_ADD_MMIO, MMIO_GPA + 4, MMIO_LEN);
+    ensure!(
+        r.error == ERR_INVALID_ADDRESS,
+        "add_mmio_region(unaligned gpa): error {}",
+        r.error
+    );
+    let r = covg(COVG_ALLOW_EXT, u64::MAX, 0);
+    ensure!(
+        r.error == 0,
+        "allow_external_interrupt(all): error {}",
+        r.error
+    );
+    let r = covg(COVG_DENY_EXT, u64::MAX, 0);
+    ensure!(
+        r.error == 0,
+        "deny_external_interrupt(all): error {}",
+        r.error
+    );
+    Ok(())
+}
+
+#[no_mangle]
+extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
+    if arg & ARG_BENCH_ECALL != 0 {
+        let n = arg >> ARG_ITERS_SHIFT;
+        for _ in 0..n {
+            gvm(FID_NOP, 0);
+        }
+        shutdown(false);
+    }
+    let mut t = Tally {
+        passed: 0,
+        failed: 0,
+    };
+    run_test(&mut t, "console", test_console);
+    println!("guestvm: vcpu {vcpu}, entry_arg {arg:#x}");
+    run_test(&mut t, "shared_exchange", test_shared_exchange);
+    run_test(&mut t, "unshare", test_unshare);
+    run_test(&mut t, "mmio", test_mmio);
+    run_test(&mut t, "demand_zero", test_demand_zero);
+    if arg & ARG_HAS_2M != 0 {
+        run_test(&mut t, "measured_2m", test_measured_2m);
+    }
+    run_test(&mut t, "zero_2m", test_zero_2m);
+    if arg & ARG_HAS_V != 0 {
+        run_test(&mut t, "vector", test_vector);
+    } else {
+        println!("guestvm: no V (entry_arg): vector test not run");
+    }
+    run_test(&mut t, "ecall_regs", test_ecall_regs);
+    run_test(&mut t, "covg_errors", test_covg_errors);
+    println!("guestvm: {} passed, {} failed", t.passed, t.failed);
+    shutdown(t.failed != 0)
+}
+
+#[no_mangle]
+extern "C" fn guestvm_trap_rust(scause: u64, sepc: u64, stval: u64) -> ! {
+    println!(
+        "FAIL: guestvm:trap: unexpected trap scause={scause:#x} sepc={sepc:#x} stval={stval:#x}"
+    );
+    shutdown(true)
+}
+
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("FAIL: guestvm:panic: {info}");
+    shutdown(true)
 }

@@ -101,4 +101,6 @@ pub fn run(p: &Platform, boot_instret: u64) {
         "bench: sbi_rfence_all {} instructions",
         average(&d).saturating_sub(empty)
     );
+
+    crate::tee::bench::run(p);
 }

@@ -13,6 +13,8 @@ pub const CMD_NONE: u64 = 0;
 pub const CMD_PING: u64 = 1;
 /// Call hart_stop (does not return on success).
 pub const CMD_STOP: u64 = 2;
+/// Call `call_fn(call_arg)` (a `fn(u64) -> i64`) and report its result.
+pub const CMD_CALL: u64 = 3;
 
 /// One per hart, indexed like `Platform::harts`. `tp` points at the
 /// current hart's slot (null on the boot hart before the FDT is parsed).
@@ -38,6 +40,8 @@ pub struct HartSlot {
     pub fault_tval: AtomicU64,
     pub fault_epc: AtomicU64,
     pub in_trap: AtomicBool,
+    pub call_fn: AtomicU64,
+    pub call_arg: AtomicU64,
 }
 
 impl HartSlot {
@@ -61,6 +65,8 @@ impl HartSlot {
             fault_tval: AtomicU64::new(0),
             fault_epc: AtomicU64::new(0),
             in_trap: AtomicBool::new(false),
+            call_fn: AtomicU64::new(0),
+            call_arg: AtomicU64::new(0),
         }
     }
 
@@ -146,6 +152,12 @@ extern "C" fn tellus_secondary_main(hartid: u64, opaque: u64) -> ! {
                     arch::interrupts_enable();
                     r.error
                 }
+                CMD_CALL => {
+                    let f = slot.call_fn.load(Acquire);
+                    // SAFETY: `call` stores only `fn(u64) -> i64` pointers.
+                    let f: fn(u64) -> i64 = unsafe { core::mem::transmute(f as usize) };
+                    f(slot.call_arg.load(Acquire))
+                }
                 _ => -1,
             };
             slot.cmd_result.store(result, Relaxed);
@@ -180,6 +192,16 @@ pub fn wait_for(ticks: u64, mut cond: impl FnMut() -> bool) -> bool {
         }
         core::hint::spin_loop();
     }
+}
+
+/// Runs `f(arg)` on the (started, serving) secondary at `slot_idx` and
+/// waits up to `ticks` for its result.
+pub fn call(p: &Platform, slot_idx: usize, f: fn(u64) -> i64, arg: u64, ticks: u64) -> Option<i64> {
+    let slot = &SLOTS[slot_idx];
+    slot.call_fn.store(f as usize as u64, Relaxed);
+    slot.call_arg.store(arg, Relaxed);
+    let seq = post(slot, p.harts[slot_idx], CMD_CALL);
+    wait_ack(slot, seq, ticks)
 }
 
 pub fn wait_ack(slot: &HartSlot, seq: u64, ticks: u64) -> Option<i64> {

@@ -11,9 +11,11 @@
 mod console;
 mod arch;
 mod bench;
+mod fuzz;
 mod harts;
 mod platform;
 mod sbi;
+mod tee;
 mod tests;
 mod trap;
 

@@ -82,6 +82,12 @@ pub struct Platform {
     pub skip_oob_dbcn: bool,
     /// `fail-selftest` in bootargs: add one test that always fails.
     pub fail_selftest: bool,
+    /// Zknh and Zbb on the boot hart (SHA-384 backend for the TEE bench).
+    pub has_zknh: bool,
+    /// `fuzz` in bootargs: randomized COVH sequences (`seed=N`, `iters=N`).
+    pub fuzz: bool,
+    pub seed: u64,
+    pub fuzz_iters: u64,
 }
 
 impl Platform {
@@ -159,6 +165,10 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         bench: false,
         skip_oob_dbcn: false,
         fail_selftest: false,
+        has_zknh: false,
+        fuzz: false,
+        seed: 1,
+        fuzz_iters: 2000,
     };
 
     let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
@@ -190,12 +200,20 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
                 p.has_v |= isa_has_letter(isa, 'v');
                 p.has_sstc |= isa_has_multi(isa, "sstc");
             }
+            let (mut zknh, mut zbb) = (false, false);
+            if let Some(isa) = cpu.property("riscv,isa").and_then(|i| i.as_str()) {
+                zknh |= isa_has_multi(isa, "zknh");
+                zbb |= isa_has_multi(isa, "zbb");
+            }
             if let Some(exts) = cpu.property("riscv,isa-extensions") {
                 for e in exts.value.split(|&b| b == 0) {
                     p.has_v |= e == b"v";
                     p.has_sstc |= e == b"sstc";
+                    zknh |= e == b"zknh";
+                    zbb |= e == b"zbb";
                 }
             }
+            p.has_zknh = zknh && zbb;
         }
         if p.nharts < MAX_HARTS {
             p.harts[p.nharts] = id;
@@ -249,6 +267,15 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         p.bench = args.split_whitespace().any(|w| w == "bench");
         p.skip_oob_dbcn = args.split_whitespace().any(|w| w == "skip_oob_dbcn");
         p.fail_selftest = args.split_whitespace().any(|w| w == "fail-selftest");
+        for w in args.split_whitespace() {
+            p.fuzz |= w == "fuzz";
+            if let Some(v) = w.strip_prefix("seed=").and_then(|v| v.parse().ok()) {
+                p.seed = v;
+            }
+            if let Some(v) = w.strip_prefix("iters=").and_then(|v| v.parse().ok()) {
+                p.fuzz_iters = v;
+            }
+        }
     }
     Ok(p)
 }

@@ -33,13 +33,13 @@ static ALIVE: [AtomicBool; MAX_HARTS] = [const { AtomicBool::new(false) }; MAX_H
 
 /// Per-test state: collects failed checks and an optional PASS note.
 pub struct T {
-    fails: u32,
+    pub(crate) fails: u32,
     first: Msg,
     note: Msg,
 }
 
 impl T {
-    fn check(&mut self, ok: bool, args: fmt::Arguments) -> bool {
+    pub(crate) fn check(&mut self, ok: bool, args: fmt::Arguments) -> bool {
         if !ok {
             if self.fails == 0 {
                 self.first = Msg::from_args(args);
@@ -50,7 +50,7 @@ impl T {
         }
         ok
     }
-    fn note(&mut self, args: fmt::Arguments) {
+    pub(crate) fn note(&mut self, args: fmt::Arguments) {
         self.note = Msg::from_args(args);
     }
 }
@@ -73,7 +73,7 @@ macro_rules! check_err {
     }};
 }
 
-fn run_one(name: &'static str, p: &Platform, f: fn(&mut T, &Platform)) {
+pub(crate) fn run_one(name: &'static str, p: &Platform, f: impl FnOnce(&mut T, &Platform)) {
     *CURRENT.lock() = name;
     println!("TEST: {name}");
     let mut t = T {
@@ -123,6 +123,7 @@ pub fn run(p: &Platform) {
     run_one("salus_memory_fault", p, test_salus_fault);
     run_one("dbcn_oob", p, test_dbcn_oob);
     run_one("srst_invalid", p, test_srst_invalid);
+    crate::tee::tests::run(p);
     if p.fail_selftest {
         run_one("fail_selftest", p, test_fail_selftest);
     }
@@ -930,7 +931,7 @@ fn image_range() -> Range {
 }
 
 /// Ranges the memory test must skip, sorted and page-aligned outward.
-fn exclusions(p: &Platform) -> Ranges {
+pub(crate) fn exclusions(p: &Platform) -> Ranges {
     let mut v = [Range::default(); 48];
     let mut n = 0;
     let mut add = |r: Range| {
@@ -972,7 +973,7 @@ fn exclusions(p: &Platform) -> Ranges {
 }
 
 /// Calls `f(start, end)` for each page-aligned piece of RAM not excluded.
-fn for_each_free(p: &Platform, excl: &Ranges, mut f: impl FnMut(u64, u64)) {
+pub(crate) fn for_each_free(p: &Platform, excl: &Ranges, mut f: impl FnMut(u64, u64)) {
     for m in p.memory.as_slice() {
         let mut cur = m.start.saturating_add(PAGE - 1) & !(PAGE - 1);
         let end = m.end & !(PAGE - 1);
