@@ -295,6 +295,7 @@ fn system_reset(kind: u64, reason: u64) -> SbiResult {
         srst::RESET_TYPE_COLD_REBOOT => "cold reboot",
         _ => "warm reboot",
     };
+    crate::host::stats::report();
     crate::info!("host requested {} (reason {})", what, reason);
     if kind == srst::RESET_TYPE_SHUTDOWN && reason == srst::RESET_REASON_SYSTEM_FAILURE {
         // Make the failure visible as QEMU's exit status.
@@ -359,8 +360,11 @@ fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
             if flags != 0 {
                 return Err(SbiError::InvalidParam);
             }
-            if hi != 0 || lo % 4096 != 0 {
+            if lo % 4096 != 0 {
                 return Err(SbiError::InvalidParam);
+            }
+            if hi != 0 {
+                return Err(SbiError::InvalidAddress);
             }
             if !memory::host_owns(lo, SHMEM_SIZE as u64) {
                 return Err(SbiError::InvalidAddress);

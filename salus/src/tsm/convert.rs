@@ -47,6 +47,13 @@ pub fn convert_pages(base: u64, n: u64) -> CoveResult {
     let mut gstage = crate::host::GSTAGE.lock();
     let gstage = gstage.as_mut().ok_or(FAILED)?;
     let mut map = memory::page_map().lock();
+    if map.state(range.start) != Ok(page_tracking::PageState::Host) {
+        return Err(INVALID_ADDRESS);
+    }
+    if !map.ram().contains_range(range.start, range.len) {
+        // A valid start with a count that runs past the end of RAM.
+        return Err(super::INVALID_PARAM);
+    }
     map.convert_begin(range).map_err(|_| INVALID_ADDRESS)?;
     if gstage
         .unmap_range(&mut HypTableMemory, range.start.identity(), range.len)
