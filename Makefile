@@ -30,7 +30,7 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 
 export QEMU_BIN
 
-.PHONY: help setup salus tellus guestvm run_tellus test test-unit test-qemu bench fmt clippy clean \
+.PHONY: help setup salus tellus guestvm run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
 	linux rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare \
 	run_linux run_buildroot run_debian
 
@@ -40,6 +40,7 @@ help:
 	@echo "make run_buildroot / run_debian   the same with a root disk (BUILDROOT= / DEBIAN=)"
 	@echo "make test         host unit tests + QEMU integration tests"
 	@echo "make bench        instruction-count benchmarks under -icount"
+	@echo "make fuzz         randomized COVH sequences (SEED=$(SEED) ITER=$(ITER))"
 	@echo "make salus|tellus|guestvm   build one image into $(BUILD)/"
 	@echo "make setup        install the Rust target and QEMU >= 9.2 (idempotent)"
 	@echo "vars: QEMU=$(QEMU) NCPU=$(NCPU) MEM_SIZE=$(MEM_SIZE) MACHINE=$(MACHINE) CPU=$(CPU) EXTRA_QEMU_ARGS=$(EXTRA_QEMU_ARGS)"
@@ -68,6 +69,13 @@ images: salus tellus guestvm
 
 run_tellus: images
 	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR) $(EXTRA_QEMU_ARGS)
+
+# Randomized COVH sequences (tellus bootargs `fuzz seed=N iters=N`) after
+# the normal suite; prints `tellus: fuzz seed N: K calls, ...`.
+SEED ?= 1
+ITER ?= 10000
+fuzz: images
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER)" $(EXTRA_QEMU_ARGS)
 
 test: images linux-images
 	cargo test --workspace --exclude salus --exclude tellus --exclude guestvm
