@@ -44,6 +44,9 @@ pub struct HartShared {
     pub fence_done: AtomicU64,
     /// Harts waiting for this one's fence: IPI'd when it completes.
     pub fence_waiters: AtomicU64,
+    /// The host's NACL shared memory on this hart (0: none). Written and
+    /// checked under the TSM lock so it can never be converted.
+    pub nacl_shmem: AtomicU64,
 }
 
 impl HartShared {
@@ -57,6 +60,7 @@ impl HartShared {
             fence_req: AtomicU64::new(0),
             fence_done: AtomicU64::new(0),
             fence_waiters: AtomicU64::new(0),
+            nacl_shmem: AtomicU64::new(0),
         }
     }
 

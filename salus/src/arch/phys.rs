@@ -90,10 +90,23 @@ pub unsafe fn object_at<T>(pa: HostPhysAddr) -> &'static mut T {
 
 /// Copies `len` bytes between two physical ranges.
 pub fn copy_phys(dst: HostPhysAddr, src: HostPhysAddr, len: u64) {
+    if (dst.bits() | src.bits() | len) % 64 == 0 {
+        // Whole pages: 64 bytes per iteration (the generic memcpy moves one
+        // word per loop trip; this runs for every measured page).
+        let (d, s) = (dst.bits() as *mut [u64; 8], src.bits() as *const [u64; 8]);
+        for i in 0..(len / 64) as usize {
+            // SAFETY: as below; both pointers are 64-byte aligned and the
+            // i-th chunk lies inside the validated ranges.
+            unsafe { d.add(i).write(s.add(i).read()) };
+        }
+        return;
+    }
     // SAFETY: callers validated both ranges (the source readable by the
     // caller's ownership check, the destination owned by Salus for a TVM)
     // and that they do not overlap (different page-map owners).
-    unsafe { core::ptr::copy_nonoverlapping(src.bits() as *const u8, dst.bits() as *mut u8, len as usize) }
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.bits() as *const u8, dst.bits() as *mut u8, len as usize)
+    }
 }
 
 /// Borrows the 4 KiB page at `pa` for reading.

@@ -353,8 +353,11 @@ fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
         Some(NaclFunction::ProbeFeature) => Ok(0),
         Some(NaclFunction::SetShmem) => {
             let (lo, hi, flags) = (a[0], a[1], a[2]);
+            let _tsm = crate::tsm::TSM.lock();
+            let slot = &hart::shared(vcpu.hartid).nacl_shmem;
             if lo == SHMEM_DISABLE && hi == SHMEM_DISABLE {
                 vcpu.nacl_shmem = None;
+                slot.store(0, Ordering::Release);
                 return Ok(0);
             }
             if flags != 0 {
@@ -370,6 +373,7 @@ fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
                 return Err(SbiError::InvalidAddress);
             }
             vcpu.nacl_shmem = Some(lo);
+            slot.store(lo, Ordering::Release);
             Ok(0)
         }
         _ => Err(SbiError::NotSupported),

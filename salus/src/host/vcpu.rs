@@ -72,6 +72,9 @@ impl HostVcpu {
         crate::arch::hfence_vvma_all();
         crate::arch::hfence_gvma_all();
         self.nacl_shmem = None;
+        hart::shared(self.hartid)
+            .nacl_shmem
+            .store(0, core::sync::atomic::Ordering::Release);
         // Enter VS (not VU) mode on the next sret.
         csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     }

@@ -41,6 +41,19 @@ impl Conversions {
 pub fn convert_pages(base: u64, n: u64) -> CoveResult {
     let range = page_range(base, n)?;
     let mut tsm = TSM.lock();
+    // The hosts's NACL shared memory stays the host's while registered.
+    for h in 0..crate::platform::get().nharts {
+        let shmem = hart::shared(h)
+            .nacl_shmem
+            .load(core::sync::atomic::Ordering::Acquire);
+        let nacl = HostRange::new(
+            hyp_addr::HostPhysAddr::new(shmem),
+            cove_abi::nacl::SHMEM_SIZE as u64,
+        );
+        if shmem != 0 && nacl.is_some_and(|n| n.overlaps(&range)) {
+            return Err(INVALID_ADDRESS);
+        }
+    }
     if tsm.conv.pending.len() >= MAX_PENDING {
         return Err(CoveError::OutOfMemory);
     }

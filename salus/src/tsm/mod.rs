@@ -109,7 +109,8 @@ pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
         CovhFunction::AddTvmZeroPages => tvm::add_zero_pages(a[0], a[1], a[2], a[3], a[4]),
         CovhFunction::AddTvmSharedPages => tvm::add_shared_pages(a[0], a[1], a[2], a[3], a[4]),
         CovhFunction::CreateTvmVcpu => tvm::create_vcpu(a[0], a[1], a[2]),
-        CovhFunction::RunTvmVcpu => run::run_tvm_vcpu(host, a[0], a[1]),
+        // Running changes no page ownership: skip the census check.
+        CovhFunction::RunTvmVcpu => return run::run_tvm_vcpu(host, a[0], a[1]),
         CovhFunction::TvmFence => tvm::tvm_fence(me, a[0]),
         CovhFunction::TvmInvalidatePages => tvm::invalidate_pages(a[0], a[1], a[2]),
         CovhFunction::TvmValidatePages => tvm::validate_pages(a[0], a[1], a[2]),

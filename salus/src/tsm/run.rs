@@ -65,10 +65,8 @@ impl Nacl {
 /// COVH run_tvm_vcpu.
 pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     let shmem = host.nacl_shmem.ok_or(CoveError::Sbi(SbiError::NoShmem))?;
-    // The host may have converted its shared memory since set_shmem.
-    if !crate::memory::host_owns(shmem, nacl::SHMEM_SIZE as u64) {
-        return Err(CoveError::Sbi(SbiError::NoShmem));
-    }
+    // set_shmem checked it is host RAM, and convert_pages refuses to take
+    // it from the host while it is registered.
     let nacl = Nacl(shmem);
     let (vpa, hgatp) = {
         let mut tsm = TSM.lock();
@@ -226,7 +224,10 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     fpvec::save_fp(&mut host_fp);
     let mut host_vec = VecCsrs::default();
     if p.has_vector {
-        host.vec_area.resize(32 * p.vlenb as usize, 0);
+        let need = 32 * p.vlenb as usize;
+        if host.vec_area.len() != need {
+            host.vec_area.resize(need, 0);
+        }
         fpvec::save_vector(&mut host_vec, &mut host.vec_area);
     }
 
@@ -246,12 +247,20 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
         // The host's own timer deadline preempts the TVM.
         csr::write!(num::STIMECMP, host_vs.vstimecmp);
     }
+    // Mark the TVM's FP/vector state clean: the hart sets Dirty again only
+    // if the TVM writes those registers, so unchanged state needs no save.
+    let clean = (2 << 13) | if p.has_vector { 2 << 9 } else { 0 };
+    csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
+    csr::set!(num::SSTATUS, clean);
 
     let exit = run_until_exit(v);
 
     v.csrs = read_vs();
-    fpvec::save_fp(&mut v.fp);
-    if p.has_vector {
+    let sstatus = csr::read!(num::SSTATUS);
+    if sstatus & bits::SSTATUS_FS_MASK == bits::SSTATUS_FS_MASK {
+        fpvec::save_fp(&mut v.fp);
+    }
+    if p.has_vector && sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
         fpvec::save_vector(&mut v.vec, area);
     }
     write_vs(&host_vs);

@@ -210,22 +210,35 @@ struct Slot {
 
 pub struct Registry {
     slots: [Option<Slot>; MAX_TVMS],
-    next_id: u32,
+    next_gen: u32,
 }
 
 impl Registry {
     pub const fn new() -> Self {
         Registry {
             slots: [None; MAX_TVMS],
-            next_id: 1,
+            next_gen: 1,
         }
     }
 
+    /// TVM ids are `generation << 6 | slot`, so a lookup is one index and
+    /// a stale id (its slot reused) never matches the new TVM.
     fn find(&self, id: u64) -> Option<(usize, HostPhysAddr)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .find_map(|(i, s)| s.filter(|s| s.id.raw() as u64 == id).map(|s| (i, s.state)))
+        let slot = (id % MAX_TVMS as u64) as usize;
+        self.slots[slot]
+            .filter(|s| s.id.raw() as u64 == id)
+            .map(|s| (slot, s.state))
+    }
+
+    /// A fresh id for `slot`.
+    fn next_id(&mut self, slot: usize) -> Option<TvmId> {
+        let id = TvmId::new((self.next_gen << 6) | slot as u32)?;
+        self.next_gen = if self.next_gen >= TvmId::MAX >> 6 {
+            1
+        } else {
+            self.next_gen + 1
+        };
+        Some(id)
     }
 
     /// The TVM with id `id` (INVALID_PARAM if none).
@@ -266,7 +279,7 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
         .iter()
         .position(|s| s.is_none())
         .ok_or(CoveError::OutOfMemory)?;
-    let id = TvmId::new(reg.next_id).ok_or(CoveError::OutOfMemory)?;
+    let id = reg.next_id(slot).ok_or(CoveError::OutOfMemory)?;
     {
         let mut map = memory::page_map().lock();
         map.assign_to_tvm(pgdir, id, TvmPageKind::PageTable)
@@ -277,7 +290,6 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
             return Err(INVALID_ADDRESS);
         }
     }
-    reg.next_id += 1;
     phys::zero(state.start, state.len);
     let mode = if crate::platform::get().host_hgatp >> 60 == GStageMode::Sv48x4.hgatp_mode() {
         GStageMode::Sv48x4
