@@ -18,6 +18,8 @@
 //! there), GPRs across forwarded ecalls, and COVG argument errors.
 #![no_std]
 #![no_main]
+// Test results carry a fixed-size reason by value: there is no allocator.
+#![allow(clippy::result_large_err)]
 
 mod protocol;
 
@@ -160,6 +162,7 @@ static mut CONSOLE: Console = Console {
     len: 0,
 };
 
+#[allow(clippy::deref_addrof)]
 fn console() -> &'static mut Console {
     // SAFETY: guestvm runs on one vCPU and never re-enters the console.
     unsafe { &mut *(&raw mut CONSOLE) }
@@ -452,7 +455,7 @@ fn test_mmio() -> TestResult {
 fn test_demand_zero() -> TestResult {
     for p in 0..ZERO_4K_PAGES {
         let base = ZERO_4K_GPA + p * 4096;
-        let off = (p * 520) % 4096 & !7;
+        let off = ((p * 520) % 4096) & !7;
         let v = rd(base + off);
         ensure!(v == 0, "page {p} +{off:#x} reads {v:#x} before any write");
         wr(base + off, pattern(p, off));
@@ -460,7 +463,7 @@ fn test_demand_zero() -> TestResult {
     }
     for p in 0..ZERO_4K_PAGES {
         let base = ZERO_4K_GPA + p * 4096;
-        let off = (p * 520) % 4096 & !7;
+        let off = ((p * 520) % 4096) & !7;
         ensure!(
             rd(base + off) == pattern(p, off),
             "page {p}: write did not stick"
@@ -550,7 +553,7 @@ fn test_vector() -> TestResult {
             options(nostack),
         );
     }
-    ensure!(vl >= 1 && vl <= 8, "vl = {vl}");
+    ensure!((1..=8).contains(&vl), "vl = {vl}");
     for i in 0..vl as usize {
         ensure!(c[i] == a[i].wrapping_add(b[i]), "vadd element {i} wrong");
         ensure!(after[i] == a[i], "v1 element {i} changed across an exit");
@@ -559,7 +562,6 @@ fn test_vector() -> TestResult {
 }
 
 fn test_ecall_regs() -> TestResult {
-    let out: [u64; 6];
     let (mut r2, mut r3, mut r4, mut r5, mut r6, mut r7): (u64, u64, u64, u64, u64, u64);
     // SAFETY: a forwarded NOP ecall; only a0/a1 may change.
     unsafe {
@@ -570,7 +572,7 @@ fn test_ecall_regs() -> TestResult {
             inout("a6") FID_NOP => r6, inout("a7") EID_GVM => r7,
             options(nostack));
     }
-    out = [r2, r3, r4, r5, r6, r7];
+    let out = [r2, r3, r4, r5, r6, r7];
     let want = [0xa2a2, 0xa3a3, 0xa4a4, 0xa5a5, FID_NOP, EID_GVM];
     for (i, (&g, &w)) in out.iter().zip(want.iter()).enumerate() {
         ensure!(

@@ -5,6 +5,8 @@
 //!
 //! The tests live in `tests.rs` (lifecycle, guestvm, negative tests) and
 //! `bench.rs`; the randomized mode in `crate::fuzz`.
+// `Stop` carries a fixed-size message: tellus has no allocator.
+#![allow(clippy::result_large_err)]
 
 pub mod bench;
 pub mod tests;
@@ -275,8 +277,8 @@ pub fn fence_all(p: &Platform, live: &[bool; MAX_HARTS]) -> Result<(), (&'static
 }
 
 pub fn local_fences(p: &Platform, live: &[bool; MAX_HARTS]) -> Result<(), (&'static str, i64)> {
-    for i in 0..p.nharts {
-        if live[i] {
+    for (i, &l) in live.iter().enumerate().take(p.nharts) {
+        if l {
             match harts::call(p, i, call_local_fence, 0, p.ms(2000)) {
                 Some(OK) => {}
                 Some(e) => return Err(("local_fence", e)),
@@ -341,16 +343,19 @@ pub fn run_on(p: &Platform, slot: usize, id: u64, vcpu: u64) -> Result<Exit, (&'
     }
 }
 
-/// Lets the boot hart take a pending host interrupt that preempted a TVM.
+/// Lets the boot hart take a pending host interrupt that preempted a TVM;
+/// a timer that fired is re-armed far away (as any OS would), so it stops
+/// pending.
 pub fn take_interrupts() {
-    let slot = harts::current();
-    let _ = slot;
     arch::sie_set(arch::SSIP);
     arch::interrupts_enable();
     for _ in 0..16 {
         core::hint::spin_loop();
     }
     arch::interrupts_disable();
+    if arch::read_sip() & arch::STIP != 0 {
+        let _ = sbi::set_timer(u64::MAX);
+    }
 }
 
 /// Behaviour that differs from the SBI/CoVE spec without breaking the
@@ -815,9 +820,9 @@ impl TvmHost {
             self.shared_n += 1;
             return Ok(());
         }
-        if gpa >= proto::REGION_GPA && gpa < proto::REGION_GPA + proto::REGION_LEN {
+        if (proto::REGION_GPA..proto::REGION_GPA + proto::REGION_LEN).contains(&gpa) {
             self.zero_faults += 1;
-            if gpa >= proto::ZERO_2M_GPA && gpa < proto::ZERO_2M_GPA + SIZE_2M {
+            if (proto::ZERO_2M_GPA..proto::ZERO_2M_GPA + SIZE_2M).contains(&gpa) {
                 let Some(b) = self.zero_2m.filter(|_| !self.zero_2m_used) else {
                     return Err(stop!("second fault in the 2 MiB zero range at {gpa:#x}"));
                 };
