@@ -223,7 +223,6 @@ pub fn write(hart: usize, gpa: u64, value: u64) {
 }
 
 /// Writes out every buffered partial line (e.g. before Salus stops).
-#[allow(dead_code)]
 pub fn flush() {
     UART.lock().flush_all();
 }

@@ -86,6 +86,7 @@ impl HostVcpu {
                 run_guest(&mut self.regs);
                 csr::read!(num::SCAUSE)
             };
+            super::stats::count(scause);
             if scause & INTERRUPT != 0 {
                 self.handle_interrupt(scause & !INTERRUPT);
                 continue;
