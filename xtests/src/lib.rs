@@ -22,6 +22,7 @@
 //! - `XTESTS_VERBOSE=1`: echo the console to stderr while QEMU runs.
 
 pub mod linux;
+pub mod linux_bench;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -194,6 +194,19 @@ fn main() -> ExitCode {
         values.push(("run_tellus_wall".to_string(), m));
     }
 
+    // Linux under Salus vs bare (linux_boot_ratio, traps, disk, net).
+    let (figs, errs) = xtests::linux_bench::run_linux_benches();
+    for (name, v, unit) in &figs {
+        let shown = if v.fract() == 0.0 {
+            format!("{v}")
+        } else {
+            format!("{v:.3}")
+        };
+        println!("bench: {name} {shown} {unit}");
+        values.push((name.clone(), *v));
+    }
+    errors.extend(errs);
+
     // 4: targets.
     println!();
     println!("---- targets ----");
@@ -209,6 +222,21 @@ fn main() -> ExitCode {
                 println!("{name:<20} {shown:>14} <= {target:<12} {verdict}");
             }
             None => println!("{name:<20} {:>14} <= {target:<12} MISS (no value)", "-"),
+        }
+    }
+    for (name, target, at_most) in [
+        ("linux_boot_ratio", 1.05, true),
+        ("disk_ratio", 0.95, false),
+        ("net_ratio", 0.95, false),
+    ] {
+        let cmp = if at_most { "<=" } else { ">=" };
+        match values.iter().find(|(n, _)| n == name) {
+            Some((_, v)) => {
+                let ok = if at_most { *v <= target } else { *v >= target };
+                let verdict = if ok { "OK" } else { "MISS" };
+                println!("{name:<20} {v:>14.3} {cmp} {target:<12} {verdict}");
+            }
+            None => println!("{name:<20} {:>14} {cmp} {target:<12} MISS (no value)", "-"),
         }
     }
 
