@@ -238,13 +238,15 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     }
     csr::write!(num::HGATP, hgatp);
     csr::write!(num::HSTATUS, hstatus_for(0));
-    if p.host_vgein != 0 {
+    // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
+    // the TVM's turn; masked ones wait, as they would without a TVM.
+    if p.host_vgein != 0 && host_vs.vsie & (1 << 9) != 0 {
         // The host's device interrupts arrive as guest external interrupts
-        // for the host's file and end the TVM's turn.
+        // for the host's file.
         csr::write!(num::HGEIE, 1 << p.host_vgein);
     }
-    if p.has_sstc {
-        // The host's own timer deadline preempts the TVM.
+    if p.has_sstc && host_vs.vsie & (1 << 5) != 0 {
+        // The host's own timer deadline.
         csr::write!(num::STIMECMP, host_vs.vstimecmp);
     }
     // Mark the TVM's FP/vector state clean: the hart sets Dirty again only
