@@ -770,11 +770,14 @@ fn test_hsm_stop_suspend(t: &mut T, p: &Platform) {
         }
     }
 
-    // Default retentive suspend, woken by a timer.
+    // Default retentive suspend, woken by a timer. Interrupts stay globally
+    // off across the call (the timer is enabled in sie, which is what wakes
+    // a suspended hart): with them on, a deadline that passes before the
+    // suspend call would be taken first and nothing would wake the hart.
     let slot = harts::current();
     let before = slot.timer_count.load(Acquire);
+    arch::interrupts_disable();
     arch::sie_set(arch::STIP);
-    arch::interrupts_enable();
     check_err!(
         t,
         sbi::set_timer(arch::read_time() + p.ms(2)),
@@ -785,6 +788,7 @@ fn test_hsm_stop_suspend(t: &mut T, p: &Platform) {
         error: -1,
         value: 0,
     });
+    arch::interrupts_enable();
     if r.error == ERR_NOT_SUPPORTED {
         t.note(format_args!("hart_suspend: not supported"));
     } else if check_err!(t, r, OK, "hart_suspend(retentive)") {

@@ -358,16 +358,6 @@ pub fn take_interrupts() {
     }
 }
 
-/// Behaviour that differs from the SBI/CoVE spec without breaking the
-/// contract tellus tests against: printed (`tellus: deviation: ...`),
-/// counted, not failed.
-pub static DEVIATIONS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-
-pub fn deviation(args: core::fmt::Arguments) {
-    DEVIATIONS.fetch_add(1, Relaxed);
-    println!("tellus: deviation: {args}");
-}
-
 // ---- host memory ------------------------------------------------------------
 
 /// Host RAM tellus may use for TEE tests: the free ranges (RAM minus
