@@ -78,6 +78,7 @@ fuzz: images
 	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER)" $(EXTRA_QEMU_ARGS)
 
 test: images linux-images
+	QEMU=$(QEMU_BIN) ./crates/measurement/riscv-selftest/run.sh
 	cargo test --workspace --exclude salus --exclude tellus --exclude guestvm
 
 bench: images linux-images
