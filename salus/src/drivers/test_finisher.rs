@@ -17,24 +17,33 @@ pub unsafe fn init(base: u64) {
     BASE.store(base, Ordering::Release);
 }
 
-/// Ends the run with exit status `code` (QEMU: `exit(code)`). Returns if
-/// there is no finisher or a previous attempt trapped.
+/// Ends the run with exit status `code` (QEMU: `exit(code)`) and never
+/// returns. Returns only if there is no finisher or a previous attempt
+/// trapped. The hart must not go on to the firmware's own shutdown: QEMU
+/// handles shutdown requests asynchronously and a second one (the
+/// firmware's "pass") could overwrite the failure status.
 pub fn fail(code: u16) {
-    write((code as u32) << 16 | FINISHER_FAIL);
+    if write((code as u32) << 16 | FINISHER_FAIL) {
+        loop {
+            crate::arch::wfi();
+        }
+    }
 }
 
 /// Ends the run with exit status 0.
 #[allow(dead_code)]
 pub fn pass() {
-    write(FINISHER_PASS);
+    let _ = write(FINISHER_PASS);
 }
 
-fn write(val: u32) {
+/// True if the write was made.
+fn write(val: u32) -> bool {
     let base = BASE.load(Ordering::Acquire);
     // A trap here (firmware PMP) re-enters shutdown: try only once.
     if base == 0 || TRIED.swap(true, Ordering::AcqRel) {
-        return;
+        return false;
     }
     // SAFETY: `init`'s contract: base is the finisher's register.
     unsafe { core::ptr::write_volatile(base as *mut u32, val) };
+    true
 }

@@ -96,7 +96,15 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
         unsafe { phys::claim_bytes(HostPhysAddr::new(vpa.bits() + VEC_AREA_OFFSET), 32 * vlenb) };
 
     complete_pending(v, &nacl);
-    let exit = switch_and_run(host, v, area, hgatp);
+    let injected_code = pending_host_interrupt();
+    let injected = injected_code.is_some();
+    let exit = match injected_code {
+        // An interrupt Salus already injected for the host (emulated
+        // timer, IPI) that the host has enabled but not taken yet preempts
+        // the TVM before it runs, as it would have while it ran.
+        Some(code) => Exit::Interrupt(code),
+        None => switch_and_run(host, v, area, hgatp),
+    };
     let tvm_vsie = v.csrs.vsie;
     let tvm_vstimecmp = v.csrs.vstimecmp;
     v.release();
@@ -106,7 +114,12 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     nacl.set_csr(nacl::csr::VSIE, tvm_vsie);
     let (scause, stval) = match exit {
         Exit::Interrupt(code) => {
-            host.handle_interrupt(code);
+            // A guest external interrupt (12) is the host's IMSIC file: the
+            // host sees it as its own external interrupt once it runs again.
+            let code = if code == 12 { 9 } else { code };
+            if !injected && code != 9 {
+                host.handle_interrupt(code);
+            }
             nacl.set_csr(nacl::csr::HTVAL, 0);
             nacl.set_csr(nacl::csr::HTINST, 0);
             (INTERRUPT | code, 0)
@@ -148,6 +161,13 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     csr::write!(num::VSCAUSE, scause);
     csr::write!(num::VSTVAL, stval);
     Ok(cove_abi::covh::RUN_VCPU_RESUMABLE)
+}
+
+/// The S-level cause (1, 5, 9) of a virtual interrupt pending for the host
+/// in `hvip` and enabled in its `sie` (our `vsie`), if any.
+fn pending_host_interrupt() -> Option<u64> {
+    let pending = (csr::read!(num::HVIP) >> 1) & csr::read!(num::VSIE);
+    [9u64, 1, 5].into_iter().find(|c| pending & (1 << c) != 0)
 }
 
 /// Applies what the host returned for the previous exit.
