@@ -73,6 +73,17 @@ _start:
     j 3b
 
     .balign 4
+    .global guestvm_secondary
+guestvm_secondary:
+    la sp, {stack2} + {stack2_size}
+    la t0, guestvm_trap
+    csrw stvec, t0
+    call guestvm_secondary_main
+5:
+    wfi
+    j 5b
+
+    .balign 4
     .global guestvm_trap
 guestvm_trap:
     csrr a0, scause
@@ -88,7 +99,38 @@ guestvm_trap:
     srst = const EID_SRST,
     stack = sym STACK,
     stack_size = const STACK_SIZE,
+    stack2 = sym STACK2,
+    stack2_size = const STACK2_SIZE,
 );
+
+const STACK2_SIZE: usize = 4096;
+#[repr(C, align(4096))]
+struct Stack2([u8; STACK2_SIZE]);
+static mut STACK2: Stack2 = Stack2([0; STACK2_SIZE]);
+
+/// Written by vCPU 1 (started through SBI HSM), read by vCPU 0.
+static SECONDARY_MARK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+extern "C" {
+    fn guestvm_secondary();
+}
+
+const EID_HSM: u64 = 0x0048_534D;
+const HSM_STOPPED: u64 = 1;
+const ERR_ALREADY_AVAILABLE: i64 = -6;
+const SECONDARY_MAGIC: u64 = 0x5ec0_0d0c_0000_0001;
+
+/// vCPU 1's life: leave a mark for vCPU 0 (confidential memory both see),
+/// then stop.
+#[no_mangle]
+extern "C" fn guestvm_secondary_main(vcpu: u64, opaque: u64) -> ! {
+    SECONDARY_MARK.store(opaque ^ vcpu, core::sync::atomic::Ordering::Release);
+    ecall(EID_HSM, 1, [0; 6]);
+    loop {
+        // SAFETY: wfi has no memory effects.
+        unsafe { asm!("wfi") };
+    }
+}
 
 #[repr(C, align(4096))]
 struct Stack([u8; STACK_SIZE]);
@@ -656,6 +698,9 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
     }
     run_test(&mut t, "ecall_regs", test_ecall_regs);
     run_test(&mut t, "covg_errors", test_covg_errors);
+    if arg & ARG_HAS_VCPU1 != 0 {
+        run_test(&mut t, "secondary_vcpu", test_secondary_vcpu);
+    }
     println!("guestvm: {} passed, {} failed", t.passed, t.failed);
     shutdown(t.failed != 0)
 }
@@ -672,4 +717,41 @@ extern "C" fn guestvm_trap_rust(scause: u64, sepc: u64, stval: u64) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("FAIL: guestvm:panic: {info}");
     shutdown(true)
+}
+
+/// A second vCPU of this TVM, started with SBI HSM (the TSM starts it; the
+/// host runs it on another hart), runs, writes memory vCPU 0 sees, stops.
+fn test_secondary_vcpu() -> TestResult {
+    let entry = guestvm_secondary as *const () as u64;
+    let r = ecall(EID_HSM, 0, [1, entry, SECONDARY_MAGIC, 0, 0, 0]);
+    ensure!(r.error == 0, "hart_start(1) error {}", r.error);
+    // The host ran vCPU 1 to its hart_stop before resuming us.
+    let mark = SECONDARY_MARK.load(core::sync::atomic::Ordering::Acquire);
+    ensure!(mark == SECONDARY_MAGIC ^ 1, "vCPU 1 left mark {mark:#x}");
+    let st = ecall(EID_HSM, 2, [1, 0, 0, 0, 0, 0]);
+    ensure!(
+        st.error == 0 && st.value == HSM_STOPPED,
+        "hart_get_status(1) = ({}, {})",
+        st.error,
+        st.value
+    );
+    let me = ecall(EID_HSM, 0, [0, entry, 0, 0, 0, 0]);
+    ensure!(
+        me.error == ERR_ALREADY_AVAILABLE,
+        "hart_start(self) error {}",
+        me.error
+    );
+    let none = ecall(EID_HSM, 0, [7, entry, 0, 0, 0, 0]);
+    ensure!(
+        none.error == ERR_INVALID_PARAM,
+        "hart_start(7, no such vCPU) error {}",
+        none.error
+    );
+    let out = ecall(EID_HSM, 0, [1, 0x1000, 0, 0, 0, 0]);
+    ensure!(
+        out.error == ERR_INVALID_ADDRESS,
+        "hart_start(1, outside memory) error {}",
+        out.error
+    );
+    Ok(())
 }

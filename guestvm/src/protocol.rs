@@ -52,6 +52,8 @@ pub const ARG_BENCH_ECALL: u64 = 1 << 1;
 pub const ARG_FIRST_EXIT: u64 = 1 << 2;
 /// The 2 MiB measured page is present (the host added it).
 pub const ARG_HAS_2M: u64 = 1 << 3;
+/// The host created vCPU 1 and will run it when vCPU 0 starts it (HSM).
+pub const ARG_HAS_VCPU1: u64 = 1 << 4;
 /// Iteration count for `ARG_BENCH_ECALL`, in bits 32..63.
 pub const ARG_ITERS_SHIFT: u32 = 32;
 

@@ -181,10 +181,6 @@ pub fn init(layout: Layout) {
     PAGE_MAP.call_once(|| Mutex::new(map));
 }
 
-pub fn layout() -> &'static Layout {
-    LAYOUT.get().expect("memory::init ran")
-}
-
 pub fn page_map() -> &'static Mutex<PageMap<'static>> {
     PAGE_MAP.get().expect("memory::init ran")
 }

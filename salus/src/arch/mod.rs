@@ -32,14 +32,6 @@ pub fn hfence_vvma_all() {
     unsafe { core::arch::asm!(".insn r 0x73, 0, 0x11, x0, x0, x0", options(nostack)) }
 }
 
-/// Spin-wait hint: `pause` (Zihintpause; a FENCE hint, so a no-op on harts
-/// without it). Under QEMU TCG it also yields to the other vCPUs.
-#[inline(always)]
-pub fn cpu_relax() {
-    // SAFETY: a fence hint with no architectural effect.
-    unsafe { core::arch::asm!(".4byte 0x0100000f", options(nomem, nostack)) }
-}
-
 #[inline(always)]
 pub fn fence_i() {
     // SAFETY: instruction-fetch fence; no memory effects visible to Rust.

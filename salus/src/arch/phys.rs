@@ -118,3 +118,8 @@ pub unsafe fn page<'a>(pa: HostPhysAddr) -> &'a [u8; 4096] {
     // SAFETY: guaranteed by the caller.
     unsafe { &*(pa.bits() as *const [u8; 4096]) }
 }
+
+/// The physical address of an object (Salus runs with paging off).
+pub fn addr_of<T>(obj: &T) -> HostPhysAddr {
+    HostPhysAddr::new(obj as *const T as u64)
+}

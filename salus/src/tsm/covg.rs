@@ -90,3 +90,57 @@ pub fn is_mmio(v: &VcpuState, gpa: u64) -> bool {
         Err(_) => false,
     }
 }
+
+/// SBI HSM calls from a TVM about its own vCPUs. hart_start and hart_stop
+/// change vCPU state here and are then reported to the host (which decides
+/// where the vCPUs run); hart_get_status is answered directly. `None`:
+/// not for the TSM (forward to the host).
+pub fn hsm(v: &mut VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool)> {
+    use sbi_abi::hsm;
+    let mut tsm = TSM.lock();
+    let tvm = tsm.tvms.get(v.tvm.raw() as u64).ok()?;
+    let target = |id: u64| tvm.vcpu(id).ok_or(INVALID_PARAM);
+    match fid as usize {
+        hsm::HART_START => {
+            let r = (|| {
+                let pa = target(a[0])?;
+                if a[0] == v.vcpu_id {
+                    return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
+                }
+                if !tvm.confidential.iter().any(|r| r.contains(a[1])) {
+                    return Err(INVALID_ADDRESS);
+                }
+                // SAFETY: a vCPU that is not started cannot be claimed by any
+                // hart (run checks `started` under the TSM lock, held here).
+                let t = unsafe { crate::arch::phys::object_at::<VcpuState>(pa) };
+                if t.started {
+                    return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
+                }
+                t.boot(a[1], a[2]);
+                Ok(0)
+            })();
+            let ok = r.is_ok();
+            Some((r, ok))
+        }
+        hsm::HART_STOP => {
+            v.started = false;
+            Some((Ok(0), true))
+        }
+        hsm::HART_GET_STATUS => {
+            let r = target(a[0]).map(|pa| {
+                if pa == crate::arch::phys::addr_of(v) {
+                    return hsm::hart_state::STARTED as u64;
+                }
+                // SAFETY: only the `started` flag is read, under the TSM lock.
+                let t = unsafe { crate::arch::phys::object_at::<VcpuState>(pa) };
+                if t.started {
+                    hsm::hart_state::STARTED as u64
+                } else {
+                    hsm::hart_state::STOPPED as u64
+                }
+            });
+            Some((r, false))
+        }
+        _ => None,
+    }
+}

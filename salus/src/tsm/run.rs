@@ -331,6 +331,24 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
                     }
                     continue;
                 }
+                if a[7] == sbi_abi::hsm::EID_HSM as u64 {
+                    if let Some((r, notify)) =
+                        super::covg::hsm(v, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]])
+                    {
+                        let (e, val) = match r {
+                            Ok(val) => (0, val),
+                            Err(e) => (e.code() as u64, 0),
+                        };
+                        v.regs.gprs[reg::A0] = e;
+                        v.regs.gprs[reg::A1] = val;
+                        v.regs.sepc += 4;
+                        if notify {
+                            v.pending = Pending::Notify;
+                            return Exit::Notify(a);
+                        }
+                        continue;
+                    }
+                }
                 v.pending = Pending::Ecall;
                 return Exit::Ecall(a);
             }

@@ -512,6 +512,12 @@ pub struct TvmHost {
     pub hart_runs: [u64; MAX_HARTS],
     /// Echo guest output and count its PASS/FAIL lines into tellus's totals.
     pub echo: bool,
+    /// A vCPU the guest started with SBI HSM (the TSM told us): run it.
+    pub start_vcpu: Option<u64>,
+    /// The vCPU we are running for the guest called hart_stop.
+    pub vcpu_stopped: bool,
+    /// Exits of secondary vCPUs run this way.
+    pub secondary_exits: u64,
 }
 
 /// Why a run stopped.
@@ -557,6 +563,9 @@ impl TvmHost {
             unshared_by_tsm: 0,
             hart_runs: [0; MAX_HARTS],
             echo: true,
+            start_vcpu: None,
+            vcpu_stopped: false,
+            secondary_exits: 0,
         }
     }
 
@@ -635,6 +644,17 @@ impl TvmHost {
                 _ => Ok((ERR_NOT_SUPPORTED, 0)),
             },
             0x5352_5354 => Err(Stop::Shutdown(a[1])),
+            // HSM from the guest: the TSM already changed the vCPU's state
+            // and tells us so we schedule it (its answer to the guest is
+            // final; ours is ignored).
+            0x0048_534D => {
+                match fid {
+                    0 => self.start_vcpu = Some(a[0]),
+                    1 => self.vcpu_stopped = true,
+                    _ => {}
+                }
+                Ok((OK, 0))
+            }
             EID_COVG => {
                 let (gpa, len) = (a[0], a[1]);
                 let aligned = gpa % PAGE == 0 && len % PAGE == 0 && len != 0;
@@ -923,6 +943,32 @@ impl TvmHost {
                     return Stop::Shutdown(r);
                 }
                 Err(s) => return s,
+            }
+            if let Some(v2) = self.start_vcpu.take() {
+                // Run the started vCPU to its hart_stop on the next hart in
+                // the rotation, before the guest's vCPU resumes.
+                self.vcpu_stopped = false;
+                let mut n = 0;
+                while !self.vcpu_stopped {
+                    let slot = slots[k % slots.len()];
+                    k += 1;
+                    let x = match run_on(p, slot, self.id, v2) {
+                        Ok(x) => x,
+                        Err((what, e)) => return stop!("vCPU {v2}: {what}: error {e}"),
+                    };
+                    self.hart_runs[slot] += 1;
+                    self.secondary_exits += 1;
+                    if slot == boot && x.scause & arch::SCAUSE_INTERRUPT != 0 {
+                        take_interrupts();
+                    }
+                    if let Err(s) = self.handle(slot, &x) {
+                        return s;
+                    }
+                    n += 1;
+                    if n > 10_000 {
+                        return stop!("vCPU {v2} never stopped");
+                    }
+                }
             }
             if self.exits >= max_exits {
                 return stop!("no shutdown after {max_exits} exits");

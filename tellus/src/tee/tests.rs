@@ -635,10 +635,11 @@ fn test_guestvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
         "add_tvm_measured_pages(2 MiB page)"
     );
     check_err!(t, create_vcpu(id, 0, vcpu0), OK, "create_tvm_vcpu(0)");
-    if info.tvm_max_vcpus > 1 {
-        check_err!(t, create_vcpu(id, 1, vcpu1), OK, "create_tvm_vcpu(1)");
-    }
     let mut arg = 0;
+    if info.tvm_max_vcpus > 1 && check_err!(t, create_vcpu(id, 1, vcpu1), OK, "create_tvm_vcpu(1)")
+    {
+        arg |= proto::ARG_HAS_VCPU1;
+    }
     if p.has_v {
         arg |= proto::ARG_HAS_V;
     }
