@@ -62,10 +62,53 @@ _start:
     csrw stvec, t0
     li t0, 0x2000
     csrs sstatus, t0
+    // Fill every FP (and vector) register with the guest's own pattern
+    // first: the host must never see these, whatever exit comes next.
+    li t1, {guest_pattern}
+    fmv.d.x f0, t1
+    fmv.d.x f1, t1
+    fmv.d.x f2, t1
+    fmv.d.x f3, t1
+    fmv.d.x f4, t1
+    fmv.d.x f5, t1
+    fmv.d.x f6, t1
+    fmv.d.x f7, t1
+    fmv.d.x f8, t1
+    fmv.d.x f9, t1
+    fmv.d.x f10, t1
+    fmv.d.x f11, t1
+    fmv.d.x f12, t1
+    fmv.d.x f13, t1
+    fmv.d.x f14, t1
+    fmv.d.x f15, t1
+    fmv.d.x f16, t1
+    fmv.d.x f17, t1
+    fmv.d.x f18, t1
+    fmv.d.x f19, t1
+    fmv.d.x f20, t1
+    fmv.d.x f21, t1
+    fmv.d.x f22, t1
+    fmv.d.x f23, t1
+    fmv.d.x f24, t1
+    fmv.d.x f25, t1
+    fmv.d.x f26, t1
+    fmv.d.x f27, t1
+    fmv.d.x f28, t1
+    fmv.d.x f29, t1
+    fmv.d.x f30, t1
+    fmv.d.x f31, t1
     andi t0, a1, {has_v}
     beqz t0, 2f
     li t0, 0x200
     csrs sstatus, t0
+    .option push
+    .option arch, +v
+    vsetvli t0, x0, e64, m8, ta, ma
+    vmv.v.x v0, t1
+    vmv.v.x v8, t1
+    vmv.v.x v16, t1
+    vmv.v.x v24, t1
+    .option pop
 2:
     call guestvm_main
 3:
@@ -95,6 +138,7 @@ guestvm_trap:
     j 4b
 "#,
     first_exit = const ARG_FIRST_EXIT,
+    guest_pattern = const GUEST_REG_PATTERN,
     has_v = const ARG_HAS_V,
     srst = const EID_SRST,
     stack = sym STACK,

@@ -52,6 +52,9 @@ pub const ARG_BENCH_ECALL: u64 = 1 << 1;
 pub const ARG_FIRST_EXIT: u64 = 1 << 2;
 /// The 2 MiB measured page is present (the host added it).
 pub const ARG_HAS_2M: u64 = 1 << 3;
+/// What guestvm leaves in every FP and vector register at its first exit.
+pub const GUEST_REG_PATTERN: u64 = 0x6775_6573_7452_4547; // "GEGRtseug"
+
 /// The host created vCPU 1 and will run it when vCPU 0 starts it (HSM).
 pub const ARG_HAS_VCPU1: u64 = 1 << 4;
 /// Iteration count for `ARG_BENCH_ECALL`, in bits 32..63.

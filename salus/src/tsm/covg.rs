@@ -113,7 +113,9 @@ pub fn hsm(v: &mut VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool
                 // SAFETY: a vCPU that is not started cannot be claimed by any
                 // hart (run checks `started` under the TSM lock, held here).
                 let t = unsafe { crate::arch::phys::object_at::<VcpuState>(pa) };
-                if t.started {
+                // Stopped but still being switched out on another hart
+                // counts as not stopped yet (SBI: STOP_PENDING).
+                if t.started || t.is_running() {
                     return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
                 }
                 t.boot(a[1], a[2]);

@@ -671,6 +671,7 @@ fn test_guestvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     arch::sie_set(arch::STIP);
     let _ = sbi::set_timer(arch::read_time() + p.ms(2));
     let i0 = arch::read_instret();
+    host.regcheck = true;
     let stop = host.run(p, 0, cx.slots(), 200_000);
     let instret = arch::read_instret() - i0;
     take_interrupts();
@@ -686,6 +687,18 @@ fn test_guestvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
         host.interrupts >= 1,
         "no interrupt exit: the host timer did not preempt the TVM"
     );
+    check!(
+        t,
+        host.regcheck_done,
+        "no run checked the host's FP/vector registers"
+    );
+    if let Some((what, i, got, want)) = host.regcheck_fail {
+        check!(
+            t,
+            false,
+            "host {what} {i} changed across run_tvm_vcpu: {got:#x}, want {want:#x}"
+        );
+    }
     match stop {
         Stop::Shutdown(reason) => {
             check!(
