@@ -476,6 +476,11 @@ fn check_add(
         .checked_mul(size.bytes())
         .filter(|l| *l != 0)
         .ok_or(INVALID_PARAM)?;
+    // Never more than all of RAM: also bounds the per-page checks below, so
+    // a huge count cannot keep the TSM busy.
+    if len > memory::page_map().lock().ram().len {
+        return Err(INVALID_PARAM);
+    }
     if base % size.bytes() != 0 {
         return Err(INVALID_ADDRESS);
     }
