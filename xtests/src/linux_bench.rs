@@ -184,14 +184,14 @@ pub fn run_linux_benches() -> (Vec<Figure>, Vec<String>) {
     eprintln!("bench: Linux boot under -icount {ICOUNT}, Salus and bare...");
     let long = env_timeout(Duration::from_secs(900));
     let salus_cfg = salus_linux_config(&images, free_port(), &disk_s)
-        .bootargs(format!("{BOOTARGS} salus.bench"))
+        .bootargs(format!("{BOOTARGS} quiet salus.bench"))
         .icount(ICOUNT)
         .timeout(long);
     let bare_cfg = bare_config(
         &images,
         free_port(),
         &disk_b,
-        &format!("{BOOTARGS} salus.bench"),
+        &format!("{BOOTARGS} quiet salus.bench"),
     )
     .icount(ICOUNT)
     .timeout(long);

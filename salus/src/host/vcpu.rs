@@ -28,6 +28,12 @@ pub struct HostVcpu {
     pub nacl_shmem: Option<u64>,
     /// Where the host's vector registers wait while a TVM runs here.
     pub vec_area: alloc::vec::Vec<u8>,
+    /// The host's FP registers / vector CSRs while a TVM runs here, and
+    /// whether the copies are current (see tsm::run).
+    pub fp: crate::arch::fpvec::FpState,
+    pub vec: crate::arch::fpvec::VecCsrs,
+    pub fp_saved: bool,
+    pub vec_saved: bool,
 }
 
 /// Why the vCPU loop returned.
@@ -46,6 +52,10 @@ impl HostVcpu {
             faults_logged: 0,
             nacl_shmem: None,
             vec_area: alloc::vec::Vec::new(),
+            fp: Default::default(),
+            vec: Default::default(),
+            fp_saved: false,
+            vec_saved: false,
         };
         v.reset(entry, arg);
         v

@@ -6,7 +6,7 @@ use super::vcpu::{Pending, VcpuState, VsCsrs, VEC_AREA_OFFSET};
 use super::{CoveResult, INVALID_PARAM, TSM};
 use crate::arch::csr::{self, bits, num};
 use crate::arch::entry::{reg, run_guest, GuestRegs};
-use crate::arch::fpvec::{self, FpState, VecCsrs};
+use crate::arch::fpvec;
 use crate::arch::phys;
 use crate::host::vcpu::{inject_exception, HostVcpu};
 use crate::platform;
@@ -240,15 +240,24 @@ fn hstatus_for(vgein: u64) -> u64 {
 fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp: u64) -> Exit {
     let p = platform::get();
     let host_vs = read_vs();
-    let mut host_fp = FpState::default();
-    fpvec::save_fp(&mut host_fp);
-    let mut host_vec = VecCsrs::default();
+    // The host's FP/vector registers are saved only if they changed since
+    // Salus last restored them (it leaves them Clean; any write by the host
+    // makes the HS-level status Dirty again).
+    let sstatus = csr::read!(num::SSTATUS);
+    if !host.fp_saved || sstatus & bits::SSTATUS_FS_MASK == bits::SSTATUS_FS_MASK {
+        fpvec::save_fp(&mut host.fp);
+        host.fp_saved = true;
+    }
     if p.has_vector {
         let need = 32 * p.vlenb as usize;
         if host.vec_area.len() != need {
             host.vec_area.resize(need, 0);
+            host.vec_saved = false;
         }
-        fpvec::save_vector(&mut host_vec, &mut host.vec_area);
+        if !host.vec_saved || sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
+            fpvec::save_vector(&mut host.vec, &mut host.vec_area);
+            host.vec_saved = true;
+        }
     }
 
     write_vs(&v.csrs);
@@ -286,10 +295,16 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
         fpvec::save_vector(&mut v.vec, area);
     }
     write_vs(&host_vs);
-    fpvec::restore_fp(&host_fp);
+    fpvec::restore_fp(&host.fp);
     if p.has_vector {
-        fpvec::restore_vector(&host_vec, &host.vec_area);
+        fpvec::restore_vector(&host.vec, &host.vec_area);
     }
+    // Clean: the saved copies equal the registers until the host writes.
+    csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
+    csr::set!(
+        num::SSTATUS,
+        (2 << 13) | if p.has_vector { 2 << 9 } else { 0 }
+    );
     csr::write!(num::HGATP, p.host_hgatp);
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
     csr::write!(num::HGEIE, 0);
