@@ -358,6 +358,31 @@ impl GStageTable {
         }
     }
 
+    /// For an unmapped `gpa`: the number of bytes from `gpa` to the end of
+    /// the unmapped stretch its missing entry covers (so a scan can skip
+    /// it); `None` if `gpa` is mapped. Beyond the mode's range the rest of
+    /// the address space counts as one unmapped stretch.
+    pub fn unmapped_span(&self, mem: &impl PageTableMemory, gpa: GuestPhysAddr) -> Option<u64> {
+        let gpa = gpa.bits();
+        if gpa >= self.mode.gpa_limit() {
+            return Some(u64::MAX - gpa);
+        }
+        let mut table = self.root;
+        let mut level = self.mode.top_level();
+        loop {
+            let pte = Pte::from_bits(mem.read_pte(self.entry_addr(table, level, gpa)));
+            if pte.is_leaf() {
+                return None;
+            }
+            if !pte.is_valid() || level == 0 {
+                let covered = 1u64 << (12 + 9 * level as u32);
+                return Some(covered - (gpa & (covered - 1)));
+            }
+            table = pte.addr();
+            level -= 1;
+        }
+    }
+
     /// Frees every table page (not the mapped memory).
     pub fn destroy(self, mem: &mut impl PageTableMemory) {
         let top = self.mode.top_level();

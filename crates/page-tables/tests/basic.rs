@@ -393,3 +393,66 @@ fn new_out_of_tables() {
         Err(Error::OutOfTables)
     );
 }
+
+#[test]
+fn unmapped_span_skips_only_unmapped_memory() {
+    for mode in [GStageMode::Sv39x4, GStageMode::Sv48x4] {
+        let (mut mem, mut pt) = setup(mode);
+        // One 4K page at 5G + 8K and a 2M leaf at 7G.
+        pt.map(
+            &mut mem,
+            gpa(5 * G + 2 * K4),
+            hpa(0x9000_0000),
+            PageSize::Size4K,
+            Perms::RW,
+        )
+        .unwrap();
+        pt.map(
+            &mut mem,
+            gpa(7 * G),
+            hpa(0xa000_0000),
+            PageSize::Size2M,
+            Perms::RW,
+        )
+        .unwrap();
+        // Mapped addresses have no span.
+        assert_eq!(pt.unmapped_span(&mem, gpa(5 * G + 2 * K4 + 8)), None);
+        assert_eq!(pt.unmapped_span(&mem, gpa(7 * G + M2 - 1)), None);
+        // Next to the 4K page: only the neighbouring 4K page is known empty.
+        assert_eq!(pt.unmapped_span(&mem, gpa(5 * G)), Some(K4));
+        // Elsewhere in the same 2M table region: up to the next 4K boundary.
+        assert_eq!(
+            pt.unmapped_span(&mem, gpa(5 * G + 3 * K4 + 16)),
+            Some(K4 - 16)
+        );
+        // In a 1G region with no table at all: the rest of that gigabyte.
+        assert_eq!(pt.unmapped_span(&mem, gpa(6 * G + M2)), Some(G - M2));
+        // Scanning [4G, 8G) by spans visits every mapped page and never
+        // skips over one, in a handful of steps.
+        let (mut a, mut steps, mut mapped) = (4 * G, 0, 0);
+        while a < 8 * G {
+            match pt.unmapped_span(&mem, gpa(a)) {
+                Some(s) => {
+                    assert!(s > 0);
+                    for probe in [a, a + s - 1] {
+                        assert!(
+                            pt.translate(&mem, gpa(probe)).is_none(),
+                            "{probe:#x} mapped"
+                        );
+                    }
+                    a += s;
+                }
+                None => {
+                    mapped += 1;
+                    a += K4;
+                }
+            }
+            steps += 1;
+        }
+        assert_eq!(mapped, 1 + (M2 / K4));
+        // One step per empty gigabyte, per empty 2M slot of a populated
+        // gigabyte, per 4K slot of a populated 2M table, and per mapped 4K:
+        // 1 + (512 + 511) + 1 + (512 + 511).
+        assert_eq!(steps, 2048);
+    }
+}

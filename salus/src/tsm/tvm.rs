@@ -858,6 +858,11 @@ pub fn drop_shared(tvm: &mut Tvm, region: Region) {
     );
     let mut map = memory::page_map().lock();
     while g < region.end() {
+        // Skip whole unmapped stretches: the range may be huge.
+        if let Some(span) = gstage.unmapped_span(&mem, GuestPhysAddr::new(g)) {
+            g = g.saturating_add(span);
+            continue;
+        }
         if let Some(t) = gstage.translate(&mem, GuestPhysAddr::new(g)) {
             if matches!(map.state(t.hpa), Ok(PageState::Shared(_)))
                 && gstage.unmap_4k(&mut mem, GuestPhysAddr::new(g)).is_ok()
