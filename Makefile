@@ -75,7 +75,7 @@ run_tellus: images
 SEED ?= 1
 ITER ?= 10000
 fuzz: images
-	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER)" $(EXTRA_QEMU_ARGS)
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER) salus.check" $(EXTRA_QEMU_ARGS)
 
 test: images linux-images
 	QEMU=$(QEMU_BIN) ./crates/measurement/riscv-selftest/run.sh

@@ -169,6 +169,9 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     // PCI behind the IOMMU (maps ECAM and the windows into the host's
     // stage-2 when the host gets them).
     let opts = crate::host::cmdline::parse(&info);
+    if opts.check {
+        crate::tsm::enable_deep_checks();
+    }
     if opts.bench {
         crate::host::stats::enable();
     }

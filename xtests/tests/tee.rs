@@ -75,13 +75,15 @@ fn tee_four_harts_vector_off() {
 }
 
 /// A short randomized COVH run with a fixed seed (`make fuzz` runs longer
-/// ones): no mismatch against tellus's model, no Salus panic.
+/// ones): no mismatch against tellus's model, no Salus panic, and Salus's
+/// own cross-checks (`salus.check`: page map vs TSM records after every
+/// call) hold throughout.
 #[test]
 fn tee_fuzz_short() {
     let seed = 12345;
     let cfg = QemuConfig::tellus()
         .ncpu(2)
-        .bootargs(format!("fuzz seed={seed} iters=2000"));
+        .bootargs(format!("fuzz seed={seed} iters=2000 salus.check"));
     let (out, r) = run_tee(cfg);
     assert!(passed(&r, "tee_fuzz"));
     let line = out

@@ -10,6 +10,8 @@
 //!   Salus-only: removed from what the host sees.
 //! * `salus.bench`: also read by the initramfs's `/init`; Salus counts the
 //!   host's traps by cause and prints them when the host shuts down.
+//! * `salus.check`: after every COVH call Salus also cross-checks the page
+//!   map against the TSM's own records (slow; for fuzzing).
 //!
 //! With no command line at all the host gets `console=ttyS0 earlycon=sbi`
 //! (the emulated 16550, and the SBI console for early messages).
@@ -22,12 +24,13 @@ use devicetree::MachineInfo;
 pub const DEFAULT_HOST_BOOTARGS: &str = "console=ttyS0 earlycon=sbi";
 
 /// Words only Salus consumes.
-const SALUS_ONLY: &[&str] = &["salus.pci="];
+const SALUS_ONLY: &[&str] = &["salus.pci=", "salus.check"];
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     pub pci_unsafe: bool,
     pub bench: bool,
+    pub check: bool,
 }
 
 fn words(info: &MachineInfo) -> impl Iterator<Item = &str> {
@@ -46,6 +49,7 @@ pub fn parse(info: &MachineInfo) -> Options {
         match w {
             "salus.pci=unsafe" => o.pci_unsafe = true,
             "salus.bench" => o.bench = true,
+            "salus.check" => o.check = true,
             _ => {}
         }
     }

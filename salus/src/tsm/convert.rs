@@ -34,6 +34,16 @@ impl Conversions {
             in_flight: None,
         }
     }
+
+    /// Pages converted and not yet released by a completed fence.
+    pub fn queued_pages(&self) -> u64 {
+        let batch = self.in_flight.as_ref().map_or(&[][..], |f| &f.batch[..]);
+        self.pending
+            .iter()
+            .chain(batch)
+            .map(|r| r.len / PAGE_SIZE)
+            .sum()
+    }
 }
 
 /// COVH convert_pages: Host -> ConvertPending, and out of the host's

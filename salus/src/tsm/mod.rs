@@ -123,8 +123,66 @@ pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
 /// Salus's own bookkeeping must balance after every call; a failure here is
 /// a Salus bug, never something the host can cause.
 fn check_invariants() {
+    if DEEP_CHECKS.load(core::sync::atomic::Ordering::Relaxed) {
+        deep_check();
+        return;
+    }
     let census = crate::memory::page_map().lock().census();
     assert!(census.is_balanced(), "page census out of balance");
+}
+
+static DEEP_CHECKS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// `salus.check`: cross-check the page map against the TSM after each call.
+pub fn enable_deep_checks() {
+    DEEP_CHECKS.store(true, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Every page owned by or shared with a TVM belongs to a live TVM; pages
+/// waiting for a fence are exactly those the TSM has queued; the census
+/// balances and matches a recount. Costs a scan of the page map.
+fn deep_check() {
+    use page_tracking::{PageState, StateKind};
+    let tsm = TSM.lock();
+    let map = crate::memory::page_map().lock();
+    let census = map.census();
+    assert!(census.is_balanced(), "page census out of balance");
+    let mut recount = [0u64; StateKind::COUNT];
+    let mut converting = 0;
+    for (range, state) in map.runs() {
+        let pages = range.len / PAGE_SIZE;
+        recount[state.kind().index()] += pages;
+        if let Some(id) = state.tvm() {
+            assert!(
+                tsm.tvms.is_live(id),
+                "{:?} pages at {:#x} belong to no live TVM",
+                state,
+                range.start.bits()
+            );
+        }
+        if state == PageState::ConvertPending {
+            converting += pages;
+        }
+        assert!(
+            !matches!(state, PageState::Released | PageState::Reclaiming),
+            "{:?} pages left at {:#x} between calls",
+            state,
+            range.start.bits()
+        );
+    }
+    for kind in StateKind::ALL {
+        assert_eq!(
+            recount[kind.index()],
+            census.count(kind),
+            "census of {:?} is stale",
+            kind
+        );
+    }
+    assert_eq!(
+        converting,
+        tsm.conv.queued_pages(),
+        "converting pages not queued for a fence"
+    );
 }
 
 /// A host hart stopped running host code: it can no longer hold stale

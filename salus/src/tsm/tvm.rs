@@ -241,6 +241,11 @@ impl Registry {
         Some(id)
     }
 
+    /// True if a live TVM has this id.
+    pub fn is_live(&self, id: TvmId) -> bool {
+        self.find(id.raw() as u64).is_some()
+    }
+
     /// The TVM with id `id` (INVALID_PARAM if none).
     pub fn get(&mut self, id: u64) -> Result<&'static mut Tvm, CoveError> {
         let (_, pa) = self.find(id).ok_or(INVALID_PARAM)?;
