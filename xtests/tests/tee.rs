@@ -59,8 +59,10 @@ fn run_tee(cfg: QemuConfig) -> (RunOutput, TellusReport) {
 
 #[test]
 fn tee_two_harts() {
-    let (_, r) = run_tee(QemuConfig::tellus().ncpu(2));
+    // With Salus's own page-map cross-checks after every COVH call.
+    let (_, r) = run_tee(QemuConfig::tellus().ncpu(2).bootargs("salus.check"));
     assert!(passed(&r, "guestvm:vector"));
+    assert!(passed(&r, "guestvm:secondary_vcpu"));
 }
 
 #[test]
