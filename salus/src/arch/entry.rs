@@ -36,6 +36,15 @@ impl GuestRegs {
     }
 }
 
+impl GuestRegs {
+    /// Writes an SBI return (`a0` = error, `a1` = value): the one place a
+    /// handler's result becomes guest registers.
+    pub fn set_sbi_return(&mut self, r: sbi_abi::SbiRet) {
+        self.gprs[reg::A0] = r.error as u64;
+        self.gprs[reg::A1] = r.value;
+    }
+}
+
 impl Default for GuestRegs {
     fn default() -> Self {
         Self::new()

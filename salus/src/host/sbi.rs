@@ -9,7 +9,7 @@ use crate::hart::{self, HsmState};
 use crate::{console, memory, platform};
 use core::sync::atomic::Ordering;
 use hyp_addr::HostPhysAddr;
-use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult};
+use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult, SbiRet};
 
 /// What the vCPU loop does after a call.
 pub enum SbiOutcome {
@@ -79,12 +79,7 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
         EID_DBCN => dbcn_call(fid, a),
         cove_abi::EID_COVH => {
             let r = crate::tsm::handle_covh(vcpu, fid, a);
-            let (a0, a1) = match r {
-                Ok(v) => (0, v),
-                Err(e) => (e.code() as u64, 0),
-            };
-            vcpu.regs.gprs[reg::A0] = a0;
-            vcpu.regs.gprs[reg::A1] = a1;
+            vcpu.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
             return SbiOutcome::Return;
         }
         cove_abi::EID_NACL => nacl_call(vcpu, fid, a),
@@ -100,12 +95,7 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
         }
         _ => Err(SbiError::NotSupported),
     };
-    let (a0, a1) = match result {
-        Ok(v) => (0, v),
-        Err(e) => (e.code() as u64, 0),
-    };
-    vcpu.regs.gprs[reg::A0] = a0;
-    vcpu.regs.gprs[reg::A1] = a1;
+    vcpu.regs.set_sbi_return(SbiRet::from_result(result));
     SbiOutcome::Return
 }
 

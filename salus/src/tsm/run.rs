@@ -333,12 +333,7 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
                 let a = args(&v.regs);
                 if a[7] == cove_abi::EID_COVG {
                     let r = super::covg::handle(v, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]);
-                    let (e, val) = match r {
-                        Ok(val) => (0, val),
-                        Err(e) => (e.code() as u64, 0),
-                    };
-                    v.regs.gprs[reg::A0] = e;
-                    v.regs.gprs[reg::A1] = val;
+                    v.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
                     v.regs.sepc += 4;
                     if r.is_ok() {
                         v.pending = Pending::Notify;
@@ -350,12 +345,7 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
                     if let Some((r, notify)) =
                         super::covg::hsm(v, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]])
                     {
-                        let (e, val) = match r {
-                            Ok(val) => (0, val),
-                            Err(e) => (e.code() as u64, 0),
-                        };
-                        v.regs.gprs[reg::A0] = e;
-                        v.regs.gprs[reg::A1] = val;
+                        v.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
                         v.regs.sepc += 4;
                         if notify {
                             v.pending = Pending::Notify;
