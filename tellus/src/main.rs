@@ -10,6 +10,7 @@
 #[macro_use]
 mod console;
 mod arch;
+mod attack;
 mod bench;
 mod fuzz;
 mod harts;

@@ -127,6 +127,7 @@ pub fn run(p: &Platform) {
     run_one("tee_negative_tvm_calls", p, |t, p| {
         test_neg_tvm(t, p, &mut cx)
     });
+    crate::attack::run(p, &mut cx);
     if p.fuzz {
         run_one("tee_fuzz", p, |t, p| crate::fuzz::test_fuzz(t, p, &mut cx));
     }

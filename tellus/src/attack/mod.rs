@@ -1,0 +1,19 @@
+//! The `attack` group: each test is an attacker's call sequence (a hostile
+//! host, or a hostile TVM) against one finding of the hardening review, with
+//! the exact result expected and the TVM's and host's views checked after.
+//! Run by `make test` after the TEE tests, only when COVH is present.
+//!
+//! - `tsm`: the TSM's locking, page ownership and fencing (deadlock,
+//!   shareability, rollback, heap, long work under the lock);
+//! - `hw`: state the hardware keeps (vector `vstart`, HLVX faults, reset).
+
+use crate::platform::Platform;
+use crate::tee::tests::Ctx;
+
+pub mod hw;
+pub mod tsm;
+
+pub fn run(p: &Platform, cx: &mut Ctx) {
+    tsm::run(p, cx);
+    hw::run(p, cx);
+}
