@@ -24,6 +24,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod pool;
 pub mod pte;
 
 use hyp_addr::{GuestPhysAddr, HostPhysAddr, PageSize};
@@ -383,6 +384,59 @@ impl GStageTable {
         }
     }
 
+    /// How many table pages mapping `[gpa, gpa + len)` with leaves of
+    /// `size` would allocate (a dry run of [`map_range`](Self::map_range)
+    /// limited to `size`). A caller that has this many tables at hand can
+    /// map without any failure half way. `AlreadyMapped` if any page of the
+    /// range is mapped; `Misaligned`/`OutOfRange` as for `map`.
+    pub fn tables_needed(
+        &self,
+        mem: &impl PageTableMemory,
+        gpa: GuestPhysAddr,
+        len: u64,
+        size: PageSize,
+    ) -> Result<u64, Error> {
+        if size.level() > self.mode.top_level() {
+            return Err(Error::OutOfRange);
+        }
+        if !gpa.is_aligned(size) || len & (size.bytes() - 1) != 0 {
+            return Err(Error::Misaligned);
+        }
+        let end = self.check_gpa_range(gpa, len)?;
+        let top = self.mode.top_level();
+        self.need_rec(mem, Some(self.root), top, gpa.bits(), end, size.level())
+    }
+
+    /// Table pages [`unmap_range`](Self::unmap_range) of a range starting
+    /// or ending at `boundary` allocates to split the leaf covering it.
+    pub fn split_tables_needed(&self, mem: &impl PageTableMemory, boundary: GuestPhysAddr) -> u64 {
+        let boundary = boundary.bits();
+        if boundary >= self.mode.gpa_limit() {
+            return 0;
+        }
+        let mut table = self.root;
+        let mut level = self.mode.top_level();
+        loop {
+            let pte = Pte::from_bits(mem.read_pte(self.entry_addr(table, level, boundary)));
+            if !pte.is_valid() || level == 0 {
+                return 0;
+            }
+            if pte.is_leaf() {
+                // One new table per level down to the first level whose
+                // leaves the boundary is aligned to.
+                let mut n = 0;
+                let mut l = level;
+                while l > 0 && boundary & (level_bytes(l) - 1) != 0 {
+                    n += 1;
+                    l -= 1;
+                }
+                return n;
+            }
+            table = pte.addr();
+            level -= 1;
+        }
+    }
+
     /// Frees every table page (not the mapped memory).
     pub fn destroy(self, mem: &mut impl PageTableMemory) {
         let top = self.mode.top_level();
@@ -420,6 +474,43 @@ impl GStageTable {
             Some(hend) if hend <= phys_limit() => Ok(end),
             _ => Err(Error::OutOfRange),
         }
+    }
+
+    /// Counts the tables mapping `[start, end)` with leaves at `leaf_level`
+    /// needs below `table` (`None`: a table that does not exist yet).
+    fn need_rec(
+        &self,
+        mem: &impl PageTableMemory,
+        table: Option<HostPhysAddr>,
+        level: usize,
+        start: u64,
+        end: u64,
+        leaf_level: usize,
+    ) -> Result<u64, Error> {
+        let size = level_bytes(level);
+        let mut n = 0u64;
+        let mut cur = start;
+        while cur < end {
+            let block = cur & !(size - 1);
+            let sub_end = end.min(block + size);
+            let pte = match table {
+                Some(t) => Pte::from_bits(mem.read_pte(self.entry_addr(t, level, cur))),
+                None => Pte::from_bits(0),
+            };
+            if level == leaf_level {
+                if pte.is_valid() {
+                    return Err(Error::AlreadyMapped);
+                }
+            } else if pte.is_leaf() {
+                return Err(Error::AlreadyMapped);
+            } else if pte.is_table() {
+                n += self.need_rec(mem, Some(pte.addr()), level - 1, cur, sub_end, leaf_level)?;
+            } else {
+                n += 1 + self.need_rec(mem, None, level - 1, cur, sub_end, leaf_level)?;
+            }
+            cur = sub_end;
+        }
+        Ok(n)
     }
 
     /// Runs the map recursion; on failure removes what it had mapped.

@@ -456,3 +456,73 @@ fn unmapped_span_skips_only_unmapped_memory() {
         assert_eq!(steps, 2048);
     }
 }
+
+#[test]
+fn tables_needed_matches_what_map_allocates() {
+    use hyp_addr::{GuestPhysAddr, HostPhysAddr, PageSize};
+    use page_tables::{GStageMode, GStageTable, Perms};
+    let mut mem = common::TestMemory::new();
+    let mut t = GStageTable::new(&mut mem, GStageMode::Sv48x4).unwrap();
+    let cases: [(u64, u64, PageSize); 5] = [
+        (0x8000_0000, 0x3000, PageSize::Size4K),
+        // Crosses a 2 MiB boundary: a second leaf table.
+        (0x801f_f000, 0x2000, PageSize::Size4K),
+        (0x1_0000_0000, 0x40_0000, PageSize::Size2M),
+        (0x4000_0000_0000 - 0x40_0000_0000, 0x4000_0000, PageSize::Size1G),
+        (0x8000_3000, 0x1000, PageSize::Size4K),
+    ];
+    for (gpa, len, size) in cases {
+        let need = t
+            .tables_needed(&mem, GuestPhysAddr::new(gpa), len, size)
+            .unwrap();
+        let before = mem.live_tables();
+        let mut off = 0;
+        while off < len {
+            t.map(
+                &mut mem,
+                GuestPhysAddr::new(gpa + off),
+                HostPhysAddr::new(0x10_0000_0000 + off),
+                size,
+                Perms::RW,
+            )
+            .unwrap();
+            off += size.bytes();
+        }
+        assert_eq!(
+            (mem.live_tables() - before) as u64,
+            need,
+            "gpa {gpa:#x} len {len:#x}"
+        );
+        assert_eq!(
+            t.tables_needed(&mem, GuestPhysAddr::new(gpa), len, size),
+            Err(page_tables::Error::AlreadyMapped)
+        );
+    }
+}
+
+#[test]
+fn split_tables_needed_matches_unmap() {
+    use hyp_addr::{GuestPhysAddr, HostPhysAddr};
+    use page_tables::{GStageMode, GStageTable, Perms};
+    let mut mem = common::TestMemory::new();
+    let mut t = GStageTable::new(&mut mem, GStageMode::Sv39x4).unwrap();
+    t.map_range(
+        &mut mem,
+        GuestPhysAddr::new(0x4000_0000),
+        HostPhysAddr::new(0x4000_0000),
+        0x4000_0000,
+        Perms::RW,
+    )
+    .unwrap();
+    // Inside a 1 GiB leaf at a 4K boundary: two new tables.
+    let b = GuestPhysAddr::new(0x4000_3000);
+    assert_eq!(t.split_tables_needed(&mem, b), 2);
+    // At a 2 MiB boundary: one.
+    assert_eq!(t.split_tables_needed(&mem, GuestPhysAddr::new(0x4020_0000)), 1);
+    // Aligned to the leaf or unmapped: none.
+    assert_eq!(t.split_tables_needed(&mem, GuestPhysAddr::new(0x4000_0000)), 0);
+    assert_eq!(t.split_tables_needed(&mem, GuestPhysAddr::new(0x1000)), 0);
+    let before = mem.live_tables();
+    t.unmap_range(&mut mem, b, 0x1000).unwrap();
+    assert_eq!(mem.live_tables() - before, 2);
+}
