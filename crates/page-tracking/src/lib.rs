@@ -134,6 +134,19 @@ pub struct TvmRelease {
     pub unshared: u64,
 }
 
+/// One bounded step of [`PageMap::release_tvm_step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseStep {
+    /// The whole map has been scanned: nothing of the TVM is left.
+    Done,
+    /// Nothing of the TVM in the window scanned; call again.
+    Scanned,
+    /// These pages went `Tvm(id, _) -> Released` (to be scrubbed).
+    Released(HostRange),
+    /// These pages went `Shared(id) -> Host`.
+    Unshared(HostRange),
+}
+
 /// The state of every 4 KiB page of one contiguous RAM range.
 pub struct PageMap<'a> {
     entries: &'a mut [Entry],
@@ -349,6 +362,59 @@ impl<'a> PageMap<'a> {
         self.census.sub(StateKind::Tvm, r.released);
         self.census.add(StateKind::Released, r.released);
         r
+    }
+
+    /// [`release_tvm`](Self::release_tvm) in bounded steps, so a caller can
+    /// drop its locks between them: looks at no more than `max_scan`
+    /// entries from `*cursor` and changes at most `max_pages` consecutive
+    /// pages of one kind (the TVM's own, or shared with it). `*cursor`
+    /// advances; start it at 0. Repeating until [`ReleaseStep::Done`] does
+    /// what `release_tvm` does, provided no new page is given to `id`
+    /// meanwhile.
+    pub fn release_tvm_step(
+        &mut self,
+        id: TvmId,
+        cursor: &mut usize,
+        max_scan: usize,
+        max_pages: usize,
+    ) -> ReleaseStep {
+        let shared = Entry::encode(PageState::Shared(id));
+        let owned = |e: &Entry| matches!(e.decode(), Some(PageState::Tvm(o, _)) if o == id);
+        let len = self.entries.len();
+        let start = (*cursor).min(len);
+        let window_end = start.saturating_add(max_scan.max(1)).min(len);
+        let Some(off) = self.entries[start..window_end]
+            .iter()
+            .position(|e| *e == shared || owned(e))
+        else {
+            *cursor = window_end;
+            return if window_end == len {
+                ReleaseStep::Done
+            } else {
+                ReleaseStep::Scanned
+            };
+        };
+        let first = start + off;
+        let is_shared = self.entries[first] == shared;
+        let limit = first.saturating_add(max_pages.max(1)).min(len);
+        let n = self.entries[first..limit]
+            .iter()
+            .take_while(|e| if is_shared { **e == shared } else { owned(e) })
+            .count();
+        *cursor = first + n;
+        let range = HostRange {
+            start: HostPhysAddr::new(self.ram.start.bits() + first as u64 * PAGE_SIZE),
+            len: n as u64 * PAGE_SIZE,
+        };
+        let (to, from_kind, step) = if is_shared {
+            (PageState::Host, StateKind::Shared, ReleaseStep::Unshared(range))
+        } else {
+            (PageState::Released, StateKind::Tvm, ReleaseStep::Released(range))
+        };
+        self.entries[first..first + n].fill(Entry::encode(to));
+        self.census.sub(from_kind, n as u64);
+        self.census.add(to.kind(), n as u64);
+        step
     }
 
     // ----- queries -----------------------------------------------------

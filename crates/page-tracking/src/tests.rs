@@ -511,3 +511,57 @@ proptest! {
         prop_assert_eq!(map.find_run(want, n, align), expect);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Bounded steps end where one `release_tvm` does, change at most
+    /// `max_pages` pages each, and report exactly the pages they changed.
+    #[test]
+    fn release_steps_match_release_tvm(
+        ops in proptest::collection::vec(arb_op(), 0..60),
+        target in 1u32..4,
+        max_scan in 1usize..20,
+        max_pages in 1usize..6,
+    ) {
+        let id = tvm(target);
+        let mut a = vec![Entry::default(); NPAGES as usize];
+        let mut b = vec![Entry::default(); NPAGES as usize];
+        let mut one = PageMap::new(&mut a, pages(0, NPAGES), PageState::Host).unwrap();
+        let mut steps = PageMap::new(&mut b, pages(0, NPAGES), PageState::Host).unwrap();
+        for op in &ops {
+            let _ = real_step(&mut one, op);
+            let _ = real_step(&mut steps, op);
+        }
+        let want = one.release_tvm(id);
+        let mut got = TvmRelease::default();
+        let mut cursor = 0;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            prop_assert!(calls <= 4 * NPAGES as usize + 4, "release steps do not end");
+            match steps.release_tvm_step(id, &mut cursor, max_scan, max_pages) {
+                ReleaseStep::Done => break,
+                ReleaseStep::Scanned => {}
+                ReleaseStep::Released(r) => {
+                    prop_assert!(r.len / PAGE_SIZE <= max_pages as u64 && r.len > 0);
+                    for k in 0..r.len / PAGE_SIZE {
+                        let a = HostPhysAddr::new(r.start.bits() + k * PAGE_SIZE);
+                        prop_assert_eq!(steps.state(a), Ok(PageState::Released));
+                    }
+                    got.released += r.len / PAGE_SIZE;
+                }
+                ReleaseStep::Unshared(r) => {
+                    prop_assert!(r.len / PAGE_SIZE <= max_pages as u64 && r.len > 0);
+                    got.unshared += r.len / PAGE_SIZE;
+                }
+            }
+        }
+        prop_assert_eq!(got, want);
+        for i in 0..NPAGES {
+            let a = HostPhysAddr::new(BASE + i * PAGE_SIZE);
+            prop_assert_eq!(steps.state(a), one.state(a));
+        }
+        prop_assert_eq!(steps.census(), one.census());
+    }
+}
