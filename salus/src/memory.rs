@@ -12,7 +12,8 @@ use crate::arch::phys;
 use hyp_addr::{HostPhysAddr, HostRange, PageSize, PAGE_SIZE};
 use page_tables::PageTableMemory;
 use page_tracking::{Entry, PageMap, PageState};
-use spin::{Mutex, Once};
+use crate::sync::Mutex;
+use spin::Once;
 
 /// Heap for Salus's own allocations (device trees, bookkeeping).
 pub const HEAP_SIZE: u64 = 2 << 20;

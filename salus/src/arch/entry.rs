@@ -88,7 +88,8 @@ _start:
     sd zero, 0(t0)
     addi t0, t0, 8
     j 1b
-2:  call salus_boot_main
+2:  mv tp, a0
+    call salus_boot_main
     j .Lpark_forever
 
     .global _secondary_start
@@ -102,6 +103,7 @@ _secondary_start:
     addi t2, a0, 1
     mul t2, t2, t1
     add sp, sp, t2
+    mv tp, a0
     call salus_secondary_main
 .Lpark_forever:
     wfi
@@ -250,6 +252,16 @@ pub fn run_guest(regs: &mut GuestRegs) {
     // and returns here on the guest's next trap. Interrupts are disabled in
     // HS mode (sstatus.SIE = 0), so nothing else observes the switch.
     unsafe { salus_run_guest(regs) }
+}
+
+/// This hart's id: `tp` holds it from entry on (Salus keeps no thread
+/// pointer; `run_guest` saves and restores `tp` around the guest).
+#[inline(always)]
+pub fn hart_id() -> usize {
+    let id: usize;
+    // SAFETY: reads a register; no memory effects.
+    unsafe { core::arch::asm!("mv {0}, tp", out(reg) id, options(nomem, nostack)) };
+    id
 }
 
 /// Address of the trap vector, for `stvec` (direct mode).

@@ -88,6 +88,17 @@ pub unsafe fn object_at<T>(pa: HostPhysAddr) -> &'static mut T {
     unsafe { &mut *(pa.bits() as *mut T) }
 }
 
+/// Shares an object previously placed with [`place`] (for objects whose
+/// cross-hart parts are atomics or locks).
+///
+/// # Safety
+/// `pa` must hold a live `T` written by `place`, and nobody may hold a
+/// `&mut` to it while the returned reference is used.
+pub unsafe fn object_ref<T>(pa: HostPhysAddr) -> &'static T {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*(pa.bits() as *const T) }
+}
+
 /// Copies `len` bytes between two physical ranges.
 pub fn copy_phys(dst: HostPhysAddr, src: HostPhysAddr, len: u64) {
     if (dst.bits() | src.bits() | len) % 64 == 0 {

@@ -10,7 +10,7 @@ pub mod uart16550;
 pub mod vcpu;
 
 use page_tables::GStageTable;
-use spin::Mutex;
+use crate::sync::Mutex;
 
 /// The host's stage-2 table, built at boot. Page conversion (the TSM)
 /// removes pages from it and reclaim puts them back.

@@ -1,7 +1,7 @@
 //! SBI services for the host VM. Every handler validates its arguments and
 //! returns a `SbiResult`; `handle` is the only place that writes a0/a1.
 
-use super::vcpu::{serve_mailbox, HostVcpu};
+use super::vcpu::HostVcpu;
 use crate::arch::csr::{self, bits, num};
 use crate::arch::entry::reg;
 use crate::arch::{phys, sbi_call};
@@ -147,51 +147,8 @@ fn rfence(me: usize, fid: u64, a: [u64; 6]) -> SbiResult {
     let nharts = platform::get().nharts as u64;
     let mut targets = 0u64;
     HartSelection::decode(a[0], a[1]).for_each(nharts, |h| targets |= 1 << h)?;
-    remote_fence(me, targets);
+    hart::remote_fence(me, targets);
     Ok(0)
-}
-
-/// Fences the host's VS-stage TLBs and instruction caches on every hart in
-/// `targets` and returns once all of them have done it.
-pub fn remote_fence(me: usize, targets: u64) {
-    let mut waits = [0u64; crate::arch::entry::MAX_HARTS];
-    let mut phys_mask = 0u64;
-    let mut t = targets;
-    while t != 0 {
-        let h = t.trailing_zeros() as usize;
-        t &= t - 1;
-        if h == me {
-            crate::arch::hfence_vvma_all();
-            crate::arch::fence_i();
-        } else if hart::shared(h).online.load(Ordering::Acquire) {
-            hart::shared(h)
-                .fence_waiters
-                .fetch_or(1 << me, Ordering::AcqRel);
-            waits[h] = hart::shared(h).fence_req.fetch_add(1, Ordering::AcqRel) + 1;
-            phys_mask |= 1 << h;
-        }
-    }
-    if phys_mask == 0 {
-        return;
-    }
-    let _ = sbi_call::send_ipi(phys_mask, 0);
-    // Sleep until every target has fenced; each one IPIs us back when done.
-    // serve_mailbox clears our SSIP before the re-check, so an ack that
-    // lands between the check and the wfi still wakes us.
-    loop {
-        serve_mailbox(me);
-        let mut pending = false;
-        let mut t = phys_mask;
-        while t != 0 {
-            let h = t.trailing_zeros() as usize;
-            t &= t - 1;
-            pending |= hart::shared(h).fence_done.load(Ordering::Acquire) < waits[h];
-        }
-        if !pending {
-            return;
-        }
-        crate::arch::wfi();
-    }
 }
 
 enum HsmDone {

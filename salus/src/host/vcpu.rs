@@ -225,20 +225,7 @@ pub fn serve_mailbox(hartid: usize) {
     if me.vssip.swap(false, core::sync::atomic::Ordering::AcqRel) {
         csr::set!(num::HVIP, 1 << bits::IRQ_VS_SOFT);
     }
-    let req = me.fence_req.load(core::sync::atomic::Ordering::Acquire);
-    if req != me.fence_done.load(core::sync::atomic::Ordering::Relaxed) {
-        crate::arch::hfence_vvma_all();
-        crate::arch::hfence_gvma_all();
-        crate::arch::fence_i();
-        me.fence_done
-            .store(req, core::sync::atomic::Ordering::Release);
-        let waiters = me
-            .fence_waiters
-            .swap(0, core::sync::atomic::Ordering::AcqRel);
-        if waiters != 0 {
-            let _ = crate::arch::sbi_call::send_ipi(waiters, 0);
-        }
-    }
+    hart::serve_fences(hartid);
 }
 
 /// Parks a hart until the host starts its vCPU, then runs it; forever.

@@ -164,35 +164,52 @@ pub fn local_fence(me: usize) -> CoveResult {
     Ok(0)
 }
 
-/// COVH reclaim_pages: Converted -> Host, zeroed, mapped for the host again.
+/// COVH reclaim_pages: Converted -> Host, zeroed, mapped for the host
+/// again. The zeroing runs with no lock held, on pages the page map holds
+/// as Reclaiming (no other call accepts them).
 pub fn reclaim_pages(base: u64, n: u64) -> CoveResult {
     let range = page_range(base, n)?;
-    let _tsm = TSM.lock();
+    {
+        let mut tsm = TSM.lock();
+        memory::page_map()
+            .lock()
+            .reclaim_begin(range)
+            .map_err(|_| INVALID_ADDRESS)?;
+        tsm.detached += n;
+    }
+    let me = crate::arch::entry::hart_id();
+    let mut off = 0;
+    while off < range.len {
+        let chunk = (2u64 << 20).min(range.len - off);
+        phys::zero(hyp_addr::HostPhysAddr::new(range.start.bits() + off), chunk);
+        hart::serve_fences(me);
+        off += chunk;
+    }
+    let mut tsm = TSM.lock();
+    tsm.detached -= n;
     let mut gstage = crate::host::GSTAGE.lock();
-    let gstage = gstage.as_mut().ok_or(FAILED)?;
     let mut map = memory::page_map().lock();
-    map.reclaim_begin(range).map_err(|_| INVALID_ADDRESS)?;
-    phys::zero(range.start, range.len);
-    if gstage
-        .map_range(
+    let mapped = gstage.as_mut().is_some_and(|g| {
+        g.map_range(
             &mut HypTableMemory,
             range.start.identity(),
             range.start,
             range.len,
             Perms::RWX,
         )
-        .is_err()
-    {
-        map.transition(
-            range,
-            page_tracking::PageState::Reclaiming,
-            page_tracking::PageState::Converted,
-        )
-        .expect("pages marked just above");
-        return Err(CoveError::OutOfMemory);
+        .is_ok()
+    });
+    let to = if mapped {
+        page_tracking::PageState::Host
+    } else {
+        // Out of table frames: the pages stay confidential (and zeroed).
+        page_tracking::PageState::Converted
+    };
+    map.transition(range, page_tracking::PageState::Reclaiming, to)
+        .map_err(|_| FAILED)?;
+    if mapped {
+        Ok(0)
+    } else {
+        Err(CoveError::OutOfMemory)
     }
-    map.reclaim_complete(range)
-        .expect("pages marked just above");
-    let _ = PAGE_SIZE;
-    Ok(0)
 }

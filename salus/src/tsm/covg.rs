@@ -1,7 +1,8 @@
 //! COVG: calls a TVM makes to the TSM (MMIO regions, sharing, interrupts).
 //! The TSM enforces them and the host is then told (a Notify exit).
 
-use super::tvm::{drop_shared, Region};
+use super::invalidate::drop_shared;
+use super::region::Region;
 use super::vcpu::VcpuState;
 use super::{CoveResult, INVALID_ADDRESS, INVALID_PARAM, TSM};
 use cove_abi::{CoveError, CovgFunction};
@@ -18,11 +19,29 @@ fn region(gpa: u64, len: u64) -> Result<Region, CoveError> {
     Region::new(gpa, len).ok_or(INVALID_PARAM)
 }
 
+/// A COVG call from the TVM vCPU `v` running on this hart.
 pub fn handle(v: &VcpuState, a6: u64, a: [u64; 6]) -> CoveResult {
     let fid = cove_abi::fid::CoveFid::decode_local(a6)
         .map_err(|_| CoveError::Sbi(SbiError::NotSupported))?;
     let f = CovgFunction::from_fid(fid as u64).ok_or(CoveError::Sbi(SbiError::NotSupported))?;
-    let mut tsm = TSM.lock();
+    let (r, fence) = handle_locked(v, f, a);
+    if fence {
+        // The unshared GPAs must be gone from every hart (other vCPUs of
+        // this TVM may run elsewhere) before this vCPU runs again: the TVM
+        // may rely on the region being private once the call returns. No
+        // lock held while waiting.
+        let me = crate::arch::entry::hart_id();
+        crate::hart::remote_fence(me, crate::hart::all_harts());
+        crate::arch::hfence_gvma_all();
+    }
+    r
+}
+
+/// The call under the TSM lock; true if the caller must fence all harts.
+fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bool) {
+    let mut fence = false;
+    let r = (|| {
+        let mut tsm = TSM.lock();
     let tvm = tsm
         .tvms
         .get(v.tvm.raw() as u64)
@@ -63,13 +82,19 @@ pub fn handle(v: &VcpuState, a6: u64, a: [u64; 6]) -> CoveResult {
             if !tvm.shareable.covers(&r) {
                 return Err(INVALID_PARAM);
             }
+            // All or nothing: the region stays shareable and mapped unless
+            // every shared page in it could be unmapped.
+            let saved = tvm.shareable;
             if !tvm.shareable.remove(&r) {
                 return Err(CoveError::OutOfMemory);
             }
+            if let Err(e) = drop_shared(tvm, r) {
+                tvm.shareable = saved;
+                return Err(e);
+            }
             // Stronger than the spec's host-driven sequence: the host's pages
-            // stop receiving the TVM's writes the moment it unshares.
-            drop_shared(tvm, r);
-            crate::arch::hfence_gvma_all();
+            // stop receiving the TVM's writes before the call returns.
+            fence = true;
             Ok(0)
         }
         CovgFunction::AllowExternalInterrupt | CovgFunction::DenyExternalInterrupt => {
@@ -80,6 +105,8 @@ pub fn handle(v: &VcpuState, a6: u64, a: [u64; 6]) -> CoveResult {
         }
         _ => Err(CoveError::Sbi(SbiError::NotSupported)),
     }
+    })();
+    (r, fence)
 }
 
 /// True if `gpa` lies in an MMIO region the TVM of `v` declared.
@@ -95,7 +122,7 @@ pub fn is_mmio(v: &VcpuState, gpa: u64) -> bool {
 /// change vCPU state here and are then reported to the host (which decides
 /// where the vCPUs run); hart_get_status is answered directly. `None`:
 /// not for the TSM (forward to the host).
-pub fn hsm(v: &mut VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool)> {
+pub fn hsm(v: &VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool)> {
     use sbi_abi::hsm;
     let mut tsm = TSM.lock();
     let tvm = tsm.tvms.get(v.tvm.raw() as u64).ok()?;
@@ -103,39 +130,30 @@ pub fn hsm(v: &mut VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool
     match fid as usize {
         hsm::HART_START => {
             let r = (|| {
-                let pa = target(a[0])?;
+                let t = target(a[0])?;
                 if a[0] == v.vcpu_id {
                     return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
                 }
                 if !tvm.confidential.iter().any(|r| r.contains(a[1])) {
                     return Err(INVALID_ADDRESS);
                 }
-                // SAFETY: a vCPU that is not started cannot be claimed by any
-                // hart (run checks `started` under the TSM lock, held here).
-                let t = unsafe { crate::arch::phys::object_at::<VcpuState>(pa) };
-                // Stopped but still being switched out on another hart
-                // counts as not stopped yet (SBI: STOP_PENDING).
-                if t.started || t.is_running() {
+                // Started, or stopped but still being switched out on
+                // another hart (SBI: STOP_PENDING): not available.
+                if !t.boot(a[1], a[2]) {
                     return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
                 }
-                t.boot(a[1], a[2]);
                 Ok(0)
             })();
             let ok = r.is_ok();
             Some((r, ok))
         }
         hsm::HART_STOP => {
-            v.started = false;
+            v.stop();
             Some((Ok(0), true))
         }
         hsm::HART_GET_STATUS => {
-            let r = target(a[0]).map(|pa| {
-                if pa == crate::arch::phys::addr_of(v) {
-                    return hsm::hart_state::STARTED as u64;
-                }
-                // SAFETY: only the `started` flag is read, under the TSM lock.
-                let t = unsafe { crate::arch::phys::object_at::<VcpuState>(pa) };
-                if t.started {
+            let r = target(a[0]).map(|t| {
+                if core::ptr::eq(t, v) || t.started() {
                     hsm::hart_state::STARTED as u64
                 } else {
                     hsm::hart_state::STOPPED as u64

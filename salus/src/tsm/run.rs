@@ -2,7 +2,7 @@
 //! TVM exits the TSM handles itself or reports to the host through the NACL
 //! shared memory.
 
-use super::vcpu::{Pending, VcpuState, VsCsrs, VEC_AREA_OFFSET};
+use super::vcpu::{Pending, VcpuPrivate, VcpuState, VsCsrs, VEC_AREA_OFFSET};
 use super::{CoveResult, INVALID_PARAM, TSM};
 use crate::arch::csr::{self, bits, num};
 use crate::arch::entry::{reg, run_guest, GuestRegs};
@@ -68,34 +68,31 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     // set_shmem checked it is host RAM, and convert_pages refuses to take
     // it from the host while it is registered.
     let nacl = Nacl(shmem);
-    let (vpa, hgatp) = {
+    let (v, mut claim, hgatp) = {
         let mut tsm = TSM.lock();
         let tvm = tsm.tvms.get(id)?;
         if !tvm.runnable {
             return Err(INVALID_PARAM);
         }
-        let vpa = tvm.vcpu(vcpu_id).ok_or(INVALID_PARAM)?;
-        // SAFETY: placed by create_vcpu; we hold the TSM lock and only use
-        // the atomic flag and `started` before claiming it.
-        let v = unsafe { phys::object_at::<VcpuState>(vpa) };
-        if !v.started {
+        let v = tvm.vcpu(vcpu_id).ok_or(INVALID_PARAM)?;
+        if !v.started() {
             return Err(INVALID_PARAM);
         }
-        if !v.try_claim() {
-            return Err(CoveError::Busy);
-        }
-        (vpa, tvm.hgatp())
+        // Claimed under the TSM lock: destroy (which checks claims under
+        // it) cannot start until the claim is dropped.
+        let claim = v.try_claim().ok_or(CoveError::Busy)?;
+        (v, claim, tvm.hgatp())
     };
-    // SAFETY: the vCPU is claimed by this hart: nothing else touches its
-    // state until `release`, and destroy_tvm refuses while it is claimed.
-    let v = unsafe { phys::object_at::<VcpuState>(vpa) };
     let vlenb = platform::get().vlenb;
+    let vpa = phys::addr_of(v);
     // SAFETY: the vector area follows VcpuState inside the same donated
-    // pages (vcpu::state_pages() covers it) and belongs to this claim.
+    // pages (vcpu::state_pages() covers it); only the holder of the claim
+    // touches it, and the claim lives until the end of this function.
     let area =
         unsafe { phys::claim_bytes(HostPhysAddr::new(vpa.bits() + VEC_AREA_OFFSET), 32 * vlenb) };
+    let p: &mut VcpuPrivate = &mut claim;
 
-    complete_pending(v, &nacl);
+    complete_pending(p, &nacl);
     let injected_code = pending_host_interrupt();
     let injected = injected_code.is_some();
     let exit = match injected_code {
@@ -103,11 +100,11 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
         // timer, IPI) that the host has enabled but not taken yet preempts
         // the TVM before it runs, as it would have while it ran.
         Some(code) => Exit::Interrupt(code),
-        None => switch_and_run(host, v, area, hgatp),
+        None => switch_and_run(host, v, p, area, hgatp),
     };
-    let tvm_vsie = v.csrs.vsie;
-    let tvm_vstimecmp = v.csrs.vstimecmp;
-    v.release();
+    let tvm_vsie = p.csrs.vsie;
+    let tvm_vstimecmp = p.csrs.vstimecmp;
+    drop(claim);
 
     nacl.set_csr(nacl::csr::HTIMEDELTA, 0);
     nacl.set_csr(nacl::csr::VSTIMECMP, tvm_vstimecmp);
@@ -171,7 +168,7 @@ fn pending_host_interrupt() -> Option<u64> {
 }
 
 /// Applies what the host returned for the previous exit.
-fn complete_pending(v: &mut VcpuState, nacl: &Nacl) {
+fn complete_pending(v: &mut VcpuPrivate, nacl: &Nacl) {
     match v.pending {
         Pending::None | Pending::Notify => {}
         Pending::Ecall => {
@@ -237,7 +234,13 @@ fn hstatus_for(vgein: u64) -> u64 {
 /// Swaps the hart from the host to the TVM vCPU, runs it until an exit the
 /// host must see, and swaps back. The host's registers, FP and vector state
 /// are restored exactly; none of the TVM's reach the host.
-fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp: u64) -> Exit {
+fn switch_and_run(
+    host: &mut HostVcpu,
+    vcpu: &VcpuState,
+    v: &mut VcpuPrivate,
+    area: &mut [u8],
+    hgatp: u64,
+) -> Exit {
     let p = platform::get();
     let host_vs = read_vs();
     // The host's FP/vector registers are saved only if they changed since
@@ -284,7 +287,7 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
     csr::set!(num::SSTATUS, clean);
 
-    let exit = run_until_exit(v);
+    let exit = run_until_exit(vcpu, v);
 
     v.csrs = read_vs();
     let sstatus = csr::read!(num::SSTATUS);
@@ -321,7 +324,7 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
-fn run_until_exit(v: &mut VcpuState) -> Exit {
+fn run_until_exit(vcpu: &VcpuState, v: &mut VcpuPrivate) -> Exit {
     loop {
         run_guest(&mut v.regs);
         let scause = csr::read!(num::SCAUSE);
@@ -332,7 +335,7 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
             10 => {
                 let a = args(&v.regs);
                 if a[7] == cove_abi::EID_COVG {
-                    let r = super::covg::handle(v, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]);
+                    let r = super::covg::handle(vcpu, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]);
                     v.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
                     v.regs.sepc += 4;
                     if r.is_ok() {
@@ -343,7 +346,7 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
                 }
                 if a[7] == sbi_abi::hsm::EID_HSM as u64 {
                     if let Some((r, notify)) =
-                        super::covg::hsm(v, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]])
+                        super::covg::hsm(vcpu, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]])
                     {
                         v.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
                         v.regs.sepc += 4;
@@ -362,7 +365,7 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
                 let htval = csr::read!(num::HTVAL);
                 let htinst = csr::read!(num::HTINST);
                 let gpa = (htval << 2) | (stval & 3);
-                if scause != 20 && super::covg::is_mmio(v, gpa) {
+                if scause != 20 && super::covg::is_mmio(vcpu, gpa) {
                     if let Some(exit) = mmio_exit(v, scause, stval, htval, htinst) {
                         return exit;
                     }
@@ -387,7 +390,7 @@ fn run_until_exit(v: &mut VcpuState) -> Exit {
 
 /// Builds the MMIO exit from the transformed instruction in htinst: loads
 /// get rd = a0, stores rs2 = a0, so a0 is the only register the host sees.
-fn mmio_exit(v: &mut VcpuState, cause: u64, stval: u64, htval: u64, htinst: u64) -> Option<Exit> {
+fn mmio_exit(v: &mut VcpuPrivate, cause: u64, stval: u64, htval: u64, htinst: u64) -> Option<Exit> {
     if htinst == 0 {
         return None;
     }

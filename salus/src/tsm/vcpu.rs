@@ -4,6 +4,7 @@
 use crate::arch::entry::{reg, GuestRegs};
 use crate::arch::fpvec::{FpState, VecCsrs};
 use core::sync::atomic::{AtomicBool, Ordering};
+use spin::{Mutex, MutexGuard};
 use hyp_addr::PAGE_SIZE;
 use page_tracking::TvmId;
 
@@ -44,19 +45,32 @@ pub struct VsCsrs {
     pub spp: u64,
 }
 
+/// What only the hart running the vCPU touches: registers, CSRs, FP and
+/// vector state, the exit awaiting completion.
 #[repr(C)]
-pub struct VcpuState {
-    running: AtomicBool,
-    pub tvm: TvmId,
-    pub vcpu_id: u64,
-    /// May be run: the boot vCPU after finalize, others once started.
-    pub started: bool,
+pub struct VcpuPrivate {
     pub pending: Pending,
     pub regs: GuestRegs,
     pub csrs: VsCsrs,
     pub fp: FpState,
     pub vec: VecCsrs,
 }
+
+/// A TVM vCPU, placed in its donated state pages. Other harts only ever see
+/// it through `&VcpuState`: `started` is atomic, and the private part is
+/// reachable only through a claim (at most one hart at a time), so no hart
+/// ever holds a `&mut` another hart can alias.
+#[repr(C)]
+pub struct VcpuState {
+    pub tvm: TvmId,
+    pub vcpu_id: u64,
+    /// May be run: the boot vCPU after finalize, others once started.
+    started: AtomicBool,
+    private: Mutex<VcpuPrivate>,
+}
+
+/// The claim on a vCPU: held while it runs on one hart.
+pub type VcpuClaim = MutexGuard<'static, VcpuPrivate>;
 
 /// Offset of the vector register area inside the state pages.
 pub const VEC_AREA_OFFSET: u64 = (core::mem::size_of::<VcpuState>() as u64).next_multiple_of(64);
@@ -66,30 +80,12 @@ pub fn state_pages() -> u64 {
     (VEC_AREA_OFFSET + 32 * crate::platform::get().vlenb).div_ceil(PAGE_SIZE)
 }
 
-impl VcpuState {
-    pub fn new(tvm: TvmId, vcpu_id: u64) -> Self {
-        VcpuState {
-            running: AtomicBool::new(false),
-            tvm,
-            vcpu_id,
-            started: false,
-            pending: Pending::None,
-            regs: GuestRegs::new(),
-            csrs: VsCsrs {
-                vstimecmp: u64::MAX,
-                spp: 1,
-                ..VsCsrs::default()
-            },
-            fp: FpState::default(),
-            vec: VecCsrs::default(),
-        }
-    }
-
-    /// Architectural reset at `entry` with a0 = vCPU id, a1 = `arg`.
-    pub fn boot(&mut self, entry: u64, arg: u64) {
+impl VcpuPrivate {
+    /// Architectural reset at `entry` with a0 = `vcpu_id`, a1 = `arg`.
+    fn boot(&mut self, vcpu_id: u64, entry: u64, arg: u64) {
         self.regs = GuestRegs::new();
         self.regs.sepc = entry;
-        self.regs.gprs[reg::A0] = self.vcpu_id;
+        self.regs.gprs[reg::A0] = vcpu_id;
         self.regs.gprs[reg::A1] = arg;
         let p = crate::platform::get();
         use crate::arch::csr::bits;
@@ -110,21 +106,58 @@ impl VcpuState {
             ..VecCsrs::default()
         };
         self.pending = Pending::None;
-        self.started = true;
+    }
+}
+
+impl VcpuState {
+    pub fn new(tvm: TvmId, vcpu_id: u64) -> Self {
+        VcpuState {
+            tvm,
+            vcpu_id,
+            started: AtomicBool::new(false),
+            private: Mutex::new(VcpuPrivate {
+                pending: Pending::None,
+                regs: GuestRegs::new(),
+                csrs: VsCsrs {
+                    vstimecmp: u64::MAX,
+                    spp: 1,
+                    ..VsCsrs::default()
+                },
+                fp: FpState::default(),
+                vec: VecCsrs::default(),
+            }),
+        }
     }
 
-    /// Claims the vCPU for this hart; false if it runs elsewhere.
-    pub fn try_claim(&self) -> bool {
-        self.running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
-    pub fn release(&self) {
-        self.running.store(false, Ordering::Release);
+    /// hart_stop from the vCPU itself (it holds its own claim).
+    pub fn stop(&self) {
+        self.started.store(false, Ordering::Release);
+    }
+
+    /// Resets a stopped vCPU to start at `entry`; false if it is started or
+    /// still claimed by a hart (being switched out: not stopped yet).
+    pub fn boot(&'static self, entry: u64, arg: u64) -> bool {
+        if self.started() {
+            return false;
+        }
+        let Some(mut p) = self.private.try_lock() else {
+            return false;
+        };
+        p.boot(self.vcpu_id, entry, arg);
+        self.started.store(true, Ordering::Release);
+        true
+    }
+
+    /// Claims the vCPU for this hart; None if it runs elsewhere.
+    pub fn try_claim(&'static self) -> Option<VcpuClaim> {
+        self.private.try_lock()
     }
 
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Acquire)
+        self.private.is_locked()
     }
 }
