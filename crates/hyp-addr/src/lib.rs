@@ -151,38 +151,82 @@ impl HostPhysAddr {
     }
 }
 
-/// A half-open range `[start, start + len)` of host-physical memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostRange {
-    pub start: HostPhysAddr,
-    pub len: u64,
+macro_rules! range_type {
+    ($(#[$doc:meta])* $name:ident, $addr:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name {
+            pub start: $addr,
+            pub len: u64,
+        }
+
+        impl $name {
+            /// `None` if the end would overflow.
+            pub const fn new(start: $addr, len: u64) -> Option<Self> {
+                match start.0.checked_add(len) {
+                    Some(_) => Some(Self { start, len }),
+                    None => None,
+                }
+            }
+            pub const fn end(&self) -> $addr {
+                $addr(self.start.0 + self.len)
+            }
+            pub const fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+            pub const fn contains(&self, addr: $addr) -> bool {
+                addr.0 >= self.start.0 && addr.0 < self.start.0 + self.len
+            }
+            /// True if `[addr, addr + len)` lies entirely inside `self`.
+            pub const fn contains_range(&self, addr: $addr, len: u64) -> bool {
+                match addr.0.checked_add(len) {
+                    Some(end) => addr.0 >= self.start.0 && end <= self.start.0 + self.len,
+                    None => false,
+                }
+            }
+            /// True if `other` lies entirely inside `self`.
+            pub const fn covers(&self, other: &$name) -> bool {
+                self.contains_range(other.start, other.len)
+            }
+            pub const fn overlaps(&self, other: &$name) -> bool {
+                self.start.0 < other.start.0 + other.len && other.start.0 < self.start.0 + self.len
+            }
+            /// The part of `self` below `other.start` and the part above
+            /// `other.end()` (either may be empty).
+            pub const fn minus(&self, other: &$name) -> [$name; 2] {
+                let (s, e) = (self.start.0, self.start.0 + self.len);
+                let lo_end = if other.start.0 < e { other.start.0 } else { e };
+                let hi_start = if other.start.0 + other.len > s {
+                    other.start.0 + other.len
+                } else {
+                    s
+                };
+                [
+                    $name {
+                        start: $addr(s),
+                        len: lo_end.saturating_sub(s),
+                    },
+                    $name {
+                        start: $addr(if hi_start > e { e } else { hi_start }),
+                        len: e.saturating_sub(hi_start),
+                    },
+                ]
+            }
+        }
+    };
 }
 
-impl HostRange {
-    /// `None` if the end would overflow.
-    pub const fn new(start: HostPhysAddr, len: u64) -> Option<Self> {
-        match start.0.checked_add(len) {
-            Some(_) => Some(Self { start, len }),
-            None => None,
-        }
-    }
-    pub const fn end(&self) -> HostPhysAddr {
-        HostPhysAddr(self.start.0 + self.len)
-    }
-    pub const fn contains(&self, addr: HostPhysAddr) -> bool {
-        addr.0 >= self.start.0 && addr.0 < self.start.0 + self.len
-    }
-    /// True if `[addr, addr + len)` lies entirely inside `self`.
-    pub const fn contains_range(&self, addr: HostPhysAddr, len: u64) -> bool {
-        match addr.0.checked_add(len) {
-            Some(end) => addr.0 >= self.start.0 && end <= self.start.0 + self.len,
-            None => false,
-        }
-    }
-    pub const fn overlaps(&self, other: &HostRange) -> bool {
-        self.start.0 < other.start.0 + other.len && other.start.0 < self.start.0 + self.len
-    }
-}
+range_type!(
+    /// A half-open range `[start, start + len)` of host-physical memory.
+    HostRange,
+    HostPhysAddr
+);
+range_type!(
+    /// A half-open range `[start, start + len)` of a guest's physical
+    /// address space.
+    GuestRange,
+    GuestPhysAddr
+);
 
 #[cfg(test)]
 mod tests {
@@ -221,5 +265,36 @@ mod tests {
         assert!(!r.contains(HostPhysAddr::new(0x3000)));
         assert!(r.contains_range(HostPhysAddr::new(0x1000), 0x2000));
         assert!(!r.contains_range(HostPhysAddr::new(0x1000), u64::MAX));
+    }
+
+    #[test]
+    fn guest_ranges() {
+        let g = |s, l| GuestRange::new(GuestPhysAddr::new(s), l).unwrap();
+        let r = g(0x1000, 0x4000);
+        assert!(r.covers(&g(0x2000, 0x1000)));
+        assert!(!r.covers(&g(0x4000, 0x2000)));
+        assert!(r.overlaps(&g(0x4000, 0x2000)));
+        assert!(!r.overlaps(&g(0x5000, 0x1000)));
+        assert_eq!(r.minus(&g(0x2000, 0x1000)), [g(0x1000, 0x1000), g(0x3000, 0x2000)]);
+        // Cut off one end, or all of it.
+        assert_eq!(r.minus(&g(0, 0x2000))[0].len, 0);
+        assert_eq!(r.minus(&g(0, 0x2000))[1], g(0x2000, 0x3000));
+        assert!(r.minus(&g(0, 0x10000)).iter().all(|p| p.is_empty()));
+        assert!(GuestRange::new(GuestPhysAddr::new(u64::MAX), 1).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn minus_partitions(s in 0u64..64, l in 0u64..64, os in 0u64..64, ol in 0u64..64) {
+            let r = HostRange::new(HostPhysAddr::new(s), l).unwrap();
+            let o = HostRange::new(HostPhysAddr::new(os), ol).unwrap();
+            let [a, b] = r.minus(&o);
+            for x in 0..130u64 {
+                let x = HostPhysAddr::new(x);
+                let want = r.contains(x) && !o.contains(x);
+                proptest::prop_assert_eq!(a.contains(x) || b.contains(x), want);
+                proptest::prop_assert!(!(a.contains(x) && b.contains(x)));
+            }
+        }
     }
 }

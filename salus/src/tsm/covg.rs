@@ -1,23 +1,11 @@
 //! COVG: calls a TVM makes to the TSM (MMIO regions, sharing, interrupts).
 //! The TSM enforces them and the host is then told (a Notify exit).
 
-use super::invalidate::drop_shared;
-use super::region::Region;
+use super::invalidate::{drop_shared, gpa_range};
 use super::vcpu::VcpuState;
 use super::{CoveResult, INVALID_ADDRESS, INVALID_PARAM, TSM};
 use cove_abi::{CoveError, CovgFunction};
-use hyp_addr::PAGE_SIZE;
 use sbi_abi::SbiError;
-
-fn region(gpa: u64, len: u64) -> Result<Region, CoveError> {
-    if gpa % PAGE_SIZE != 0 {
-        return Err(INVALID_ADDRESS);
-    }
-    if len == 0 || len % PAGE_SIZE != 0 {
-        return Err(INVALID_PARAM);
-    }
-    Region::new(gpa, len).ok_or(INVALID_PARAM)
-}
 
 /// A COVG call from the TVM vCPU `v` running on this hart.
 pub fn handle(v: &VcpuState, a6: u64, a: [u64; 6]) -> CoveResult {
@@ -48,8 +36,8 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
         .map_err(|_| CoveError::Sbi(SbiError::Failed))?;
     match f {
         CovgFunction::AddMmioRegion => {
-            let r = region(a[0], a[1])?;
-            if r.end() > tvm.gstage.mode().gpa_limit()
+            let r = gpa_range(a[0], a[1])?;
+            if r.end().bits() > tvm.gstage.mode().gpa_limit()
                 || tvm.confidential.overlaps(&r)
                 || tvm.mmio.overlaps(&r)
             {
@@ -61,14 +49,14 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
             Ok(0)
         }
         CovgFunction::RemoveMmioRegion => {
-            let r = region(a[0], a[1])?;
+            let r = gpa_range(a[0], a[1])?;
             if !tvm.mmio.remove(&r) {
                 return Err(CoveError::OutOfMemory);
             }
             Ok(0)
         }
         CovgFunction::ShareMemoryRegion => {
-            let r = region(a[0], a[1])?;
+            let r = gpa_range(a[0], a[1])?;
             if !tvm.confidential.covers(&r) || tvm.shareable.overlaps(&r) {
                 return Err(INVALID_PARAM);
             }
@@ -78,7 +66,7 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
             Ok(0)
         }
         CovgFunction::UnshareMemoryRegion => {
-            let r = region(a[0], a[1])?;
+            let r = gpa_range(a[0], a[1])?;
             if !tvm.shareable.covers(&r) {
                 return Err(INVALID_PARAM);
             }
@@ -113,7 +101,7 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
 pub fn is_mmio(v: &VcpuState, gpa: u64) -> bool {
     let mut tsm = TSM.lock();
     match tsm.tvms.get(v.tvm.raw() as u64) {
-        Ok(tvm) => tvm.mmio.find(gpa).is_some(),
+        Ok(tvm) => tvm.mmio.find(hyp_addr::GuestPhysAddr::new(gpa)).is_some(),
         Err(_) => false,
     }
 }
@@ -134,7 +122,7 @@ pub fn hsm(v: &VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool)> {
                 if a[0] == v.vcpu_id {
                     return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
                 }
-                if !tvm.confidential.iter().any(|r| r.contains(a[1])) {
+                if !tvm.confidential.iter().any(|r| r.contains(hyp_addr::GuestPhysAddr::new(a[1]))) {
                     return Err(INVALID_ADDRESS);
                 }
                 // Started, or stopped but still being switched out on

@@ -5,13 +5,12 @@
 //! an epoch is reusable only after a fence started in a later epoch has
 //! completed on every hart. The remote fence runs with no lock held.
 
-use super::region::Region;
 use super::release::scrub_released;
 use super::tvm::{Invalidated, PhysPool, Tvm, MAX_INVALIDATED};
 use super::{CoveResult, FAILED, INVALID_ADDRESS, INVALID_PARAM, TSM};
 use crate::{arch, hart, memory};
 use cove_abi::CoveError;
-use hyp_addr::{GuestPhysAddr, HostPhysAddr, HostRange, PageSize, PAGE_SIZE};
+use hyp_addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PageSize, PAGE_SIZE};
 use page_tables::Perms;
 use page_tracking::PageState;
 
@@ -41,27 +40,27 @@ pub fn fence_completed(tvm: &mut Tvm, started: u64) {
     tvm.pool.release_fenced(&mut PhysPool, tvm.fenced_epoch);
 }
 
-fn gpa_range(gpa: u64, len: u64) -> Result<Region, CoveError> {
+/// A 4 KiB-aligned, non-empty guest range (the COVH/COVG argument rules).
+pub fn gpa_range(gpa: u64, len: u64) -> Result<GuestRange, CoveError> {
     if len == 0 || len % PAGE_SIZE != 0 {
         return Err(INVALID_PARAM);
     }
     if gpa % PAGE_SIZE != 0 {
         return Err(INVALID_ADDRESS);
     }
-    Region::new(gpa, len).ok_or(INVALID_PARAM)
+    GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_PARAM)
 }
 
 /// Tables `unmap_range` of `region` needs to split leaves straddling its
 /// ends (an upper bound when both ends fall in one leaf). `only_shared`:
 /// count only leaves of host pages shared with the TVM.
-fn split_cost(tvm: &mut Tvm, region: Region, only_shared: bool) -> u64 {
+fn split_cost(tvm: &mut Tvm, region: GuestRange, only_shared: bool) -> u64 {
     let id = tvm.id;
     let (gstage, mem) = tvm.tables();
     let map = memory::page_map().lock();
     [region.start, region.end()]
         .into_iter()
-        .map(|b| {
-            let g = GuestPhysAddr::new(b);
+        .map(|g| {
             match gstage.translate(&mem, g) {
                 Some(t) if !only_shared || map.state(t.hpa) == Ok(PageState::Shared(id)) => {
                     gstage.split_tables_needed(&mem, g)
@@ -87,13 +86,13 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
         let epoch = tvm.epoch;
         let (gstage, mem) = tvm.tables();
         let map = memory::page_map().lock();
-        let mut g = range.start;
-        while g < range.end() {
+        let mut g = range.start.bits();
+        while g < range.end().bits() {
             let t = gstage
                 .translate(&mem, GuestPhysAddr::new(g))
                 .ok_or(INVALID_ADDRESS)?;
             let leaf_end = (g & !(t.size.bytes() - 1)).saturating_add(t.size.bytes());
-            let step = leaf_end.min(range.end()) - g;
+            let step = leaf_end.min(range.end().bits()) - g;
             let shared = matches!(map.state(t.hpa), Ok(PageState::Shared(_)));
             match n.checked_sub(1).and_then(|i| runs.get_mut(i)) {
                 Some(r)
@@ -123,7 +122,7 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
     }
     let (gstage, mut mem) = tvm.tables();
     gstage
-        .unmap_range(&mut mem, GuestPhysAddr::new(range.start), range.len)
+        .unmap_range(&mut mem, range.start, range.len)
         .map_err(|_| FAILED)?;
     let mut it = runs[..n].iter();
     for slot in tvm.invalidated.iter_mut().filter(|r| r.len == 0) {
@@ -150,7 +149,7 @@ impl Pieces {
 /// Takes the invalidated pieces covering `range` out of the table; fails
 /// (changing nothing) unless they cover it completely and, if
 /// `need_fenced`, were all fenced.
-fn take_invalidated(tvm: &mut Tvm, range: Region, need_fenced: bool) -> Result<Pieces, CoveError> {
+fn take_invalidated(tvm: &mut Tvm, range: GuestRange, need_fenced: bool) -> Result<Pieces, CoveError> {
     let mut covered = 0;
     let mut pieces = Pieces {
         list: [Invalidated::default(); MAX_INVALIDATED],
@@ -161,8 +160,8 @@ fn take_invalidated(tvm: &mut Tvm, range: Region, need_fenced: bool) -> Result<P
             if need_fenced && !tvm.fenced(r.epoch) {
                 return Err(INVALID_ADDRESS);
             }
-            let s = r.gpa.max(range.start);
-            let e = r.region().end().min(range.end());
+            let s = r.gpa.max(range.start.bits());
+            let e = r.region().end().bits().min(range.end().bits());
             covered += e - s;
             // At most one piece per record: the list cannot overflow.
             pieces.list[pieces.n] = Invalidated {
@@ -181,23 +180,13 @@ fn take_invalidated(tvm: &mut Tvm, range: Region, need_fenced: bool) -> Result<P
     let mut next = [Invalidated::default(); MAX_INVALIDATED];
     let mut n = 0;
     for r in tvm.invalidated.iter().filter(|r| r.len != 0) {
-        let rr = r.region();
-        let left = Region {
-            start: rr.start,
-            len: range.start.saturating_sub(rr.start).min(rr.len),
-        };
-        let rs = range.end().max(rr.start);
-        let right = Region {
-            start: rs,
-            len: rr.end().saturating_sub(rs),
-        };
-        for p in [left, right].iter().filter(|p| p.len != 0) {
+        for p in r.region().minus(&range).iter().filter(|p| !p.is_empty()) {
             if n == MAX_INVALIDATED {
                 return Err(CoveError::OutOfMemory);
             }
             next[n] = Invalidated {
-                gpa: p.start,
-                hpa: r.hpa + (p.start - r.gpa),
+                gpa: p.start.bits(),
+                hpa: r.hpa + (p.start.bits() - r.gpa),
                 len: p.len,
                 ..*r
             };
@@ -291,15 +280,16 @@ pub fn remove_pages(me: usize, id: u64, gpa: u64, len: u64) -> CoveResult {
 /// them back to the host, all or nothing (OUT_OF_PTPAGES when splitting a
 /// shared huge leaf needs tables the pool lacks). The caller fences every
 /// hart before the TVM runs again.
-pub fn drop_shared(tvm: &mut Tvm, region: Region) -> Result<(), CoveError> {
+pub fn drop_shared(tvm: &mut Tvm, region: GuestRange) -> Result<(), CoveError> {
     if split_cost(tvm, region, true) > tvm.pool.free() {
         return Err(CoveError::OutOfPtPages);
     }
     let id = tvm.id;
     let (gstage, mut mem) = tvm.tables();
     let mut map = memory::page_map().lock();
-    let mut g = region.start;
-    while g < region.end() {
+    let mut g = region.start.bits();
+    let end = region.end().bits();
+    while g < end {
         // Skip whole unmapped stretches: the range may be huge.
         if let Some(span) = gstage.unmapped_span(&mem, GuestPhysAddr::new(g)) {
             g = g.saturating_add(span);
@@ -310,7 +300,7 @@ pub fn drop_shared(tvm: &mut Tvm, region: Region) -> Result<(), CoveError> {
             continue;
         };
         let leaf_end = (g & !(t.size.bytes() - 1)).saturating_add(t.size.bytes());
-        let piece = leaf_end.min(region.end()) - g;
+        let piece = leaf_end.min(end) - g;
         if map.state(t.hpa) == Ok(PageState::Shared(id)) {
             gstage
                 .unmap_range(&mut mem, GuestPhysAddr::new(g), piece)

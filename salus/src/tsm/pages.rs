@@ -12,13 +12,12 @@
 //! mapped: nobody else can reach them, and the TVM is marked busy so it
 //! cannot be destroyed meanwhile (docs/security.md, "Work under locks").
 
-use super::region::Region;
 use super::tvm::Tvm;
 use super::{CoveResult, FAILED, INVALID_ADDRESS, INVALID_PARAM, TSM};
 use crate::arch::phys;
 use crate::{hart, memory};
 use cove_abi::{CoveError, PageType};
-use hyp_addr::{GuestPhysAddr, HostPhysAddr, HostRange, PageSize, PAGE_SIZE};
+use hyp_addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PageSize, PAGE_SIZE};
 use page_tables::Perms;
 use page_tracking::{TvmId, TvmPageKind};
 
@@ -43,7 +42,7 @@ struct Add {
     size: PageSize,
     n: u64,
     range: HostRange,
-    region: Region,
+    region: GuestRange,
 }
 
 /// Checks shared by the add_* calls: page type, count, alignment, a GPA
@@ -56,7 +55,7 @@ fn check_add(
     page_type: u64,
     n: u64,
     gpa: u64,
-    allowed: impl Fn(&Tvm, &Region) -> bool,
+    allowed: impl Fn(&Tvm, &GuestRange) -> bool,
 ) -> Result<Add, CoveError> {
     let size = page_size(page_type)?;
     let len = n
@@ -72,7 +71,7 @@ fn check_add(
         return Err(INVALID_ADDRESS);
     }
     let range = HostRange::new(HostPhysAddr::new(base), len).ok_or(INVALID_PARAM)?;
-    let region = Region::new(gpa, len).ok_or(INVALID_ADDRESS)?;
+    let region = GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_ADDRESS)?;
     if gpa % size.bytes() != 0 || !allowed(tvm, &region) {
         return Err(INVALID_ADDRESS);
     }
@@ -90,10 +89,10 @@ fn check_add(
 
 /// `region` is unmapped and the pool holds the tables mapping it with
 /// leaves of `size` needs.
-pub fn check_mappable(tvm: &mut Tvm, region: Region, size: PageSize) -> Result<(), CoveError> {
+pub fn check_mappable(tvm: &mut Tvm, region: GuestRange, size: PageSize) -> Result<(), CoveError> {
     let need = {
         let (gstage, mem) = tvm.tables();
-        gstage.tables_needed(&mem, GuestPhysAddr::new(region.start), region.len, size)
+        gstage.tables_needed(&mem, region.start, region.len, size)
     };
     match need {
         Ok(n) if n <= tvm.pool.free() => Ok(()),

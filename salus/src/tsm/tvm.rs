@@ -3,13 +3,13 @@
 //! Adding pages is in `pages.rs`, invalidation and fences in
 //! `invalidate.rs`, destruction in `destroy.rs`.
 
-use super::region::{Region, RegionSet};
+use super::region::RegionSet;
 use super::vcpu::{self, VcpuState};
 use super::{page_range, CoveResult, FAILED, INVALID_ADDRESS, INVALID_PARAM, TSM};
 use crate::arch::phys;
 use crate::memory;
 use cove_abi::{CoveError, TvmCreateParams};
-use hyp_addr::{HostPhysAddr, PAGE_SIZE};
+use hyp_addr::{GuestPhysAddr, GuestRange, HostPhysAddr, PAGE_SIZE};
 use measurement::{Backend, Measurement};
 use page_tables::pool::{PoolMemory, TablePool};
 use page_tables::{GStageMode, GStageTable, PageTableMemory};
@@ -33,9 +33,9 @@ pub struct Invalidated {
 }
 
 impl Invalidated {
-    pub fn region(&self) -> Region {
-        Region {
-            start: self.gpa,
+    pub fn region(&self) -> GuestRange {
+        GuestRange {
+            start: GuestPhysAddr::new(self.gpa),
             len: self.len,
         }
     }
@@ -360,8 +360,8 @@ pub fn add_memory_region(id: u64, gpa: u64, len: u64) -> CoveResult {
     if len == 0 || len % PAGE_SIZE != 0 {
         return Err(INVALID_PARAM);
     }
-    let region = Region::new(gpa, len).ok_or(INVALID_PARAM)?;
-    if gpa % PAGE_SIZE != 0 || region.end() > tvm.gstage.mode().gpa_limit() {
+    let region = GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_PARAM)?;
+    if gpa % PAGE_SIZE != 0 || region.end().bits() > tvm.gstage.mode().gpa_limit() {
         return Err(INVALID_ADDRESS);
     }
     if tvm.confidential.overlaps(&region) {
