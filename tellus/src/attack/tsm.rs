@@ -228,7 +228,7 @@ fn script_validate_unshared(t: &mut T, p: &Platform, ag: &mut Agent, h: u64) -> 
     check!(
         t,
         changed == 0,
-        "{changed} word(s) of host page {h:#x} changed: the TVM's writes to its confidential-only GPA {s:#x} reached host memory (word 0 = {:#x})",
+        "{changed} word(s) of host page {h:#x} changed: TVM writes to its confidential-only GPA {s:#x} reached it (word 0 {:#x})",
         rd(h)
     );
     t.note(format_args!("{served} demand-zero fault(s) served"));
@@ -309,7 +309,7 @@ fn script_unshare_split(t: &mut T, p: &Platform, ag: &mut Agent, h2: u64) -> Res
             check!(
                 t,
                 !reached,
-                "TVM unshare_memory_region({piece:#x}, 4K) inside a shared 2 MiB leaf (PT pool empty: {donated} page(s) donated) returned success, but the TVM's next write there still reached host page {hp:#x}"
+                "unshare({piece:#x}, 4K) of a shared 2M leaf, PT pool empty ({donated} donated): TVM told success, its next write still reached host page {hp:#x}"
             );
         }
         ERR_OUT_OF_PTPAGES => {
@@ -484,7 +484,7 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
     check!(
         t,
         leaked == 0,
-        "try {k}: after add_tvm_zero_pages failed ({ERR_OUT_OF_PTPAGES}) and without a tvm_fence, the pages were reclaimable and the TVM still wrote its secret into them ({leaked} word(s) of host memory changed): a translation of the rolled-back mapping survived"
+        "try {k}: add_zero_pages failed ({ERR_OUT_OF_PTPAGES}), no tvm_fence, pages reclaimed: the TVM still wrote {leaked} word(s) of them (stale translation)"
     );
     check_err!(t, tvm_fence(id), OK, "tvm_fence");
     if leaked != 0 {
@@ -615,7 +615,7 @@ fn test_long_measured(t: &mut T, p: &Platform, cx: &mut Ctx) {
     check!(
         t,
         during >= LONG_MIN_CALLS,
-        "only {during} cheap TSM call(s) (local_fence / NACL set_shmem) completed on another hart during add_tvm_measured_pages of {LONG_PAGES} pages ({} ms): the TSM lock is held for all of it (want >= {LONG_MIN_CALLS})",
+        "{during} TSM call(s) done on another hart during add_measured_pages({LONG_PAGES} pages, {} ms), want >= {LONG_MIN_CALLS}: lock held throughout",
         ticks / p.ms(1).max(1)
     );
     t.note(format_args!(
