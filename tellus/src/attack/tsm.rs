@@ -468,7 +468,9 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
         let _ = global_fence();
         hm.fence.store(true, Release);
         harts::wait_for(p.ms(2000), || !hm.fence.load(Acquire));
-        let _ = local_fence();
+        for &s in &cx.slots()[2..] {
+            let _ = harts::call(p, s, call_local_fence, 0, p.ms(2000));
+        }
     }
     hm.stop.store(true, Release);
     // A TVM that no longer exits is stopped by an interrupt on its hart.
@@ -501,6 +503,10 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
         hm.runs.load(Relaxed)
     ));
     e.done(t, cx, &[id]);
+}
+
+fn call_local_fence(_: u64) -> i64 {
+    local_fence().error
 }
 
 const ZR_PAGES: u64 = 2;
