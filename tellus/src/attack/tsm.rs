@@ -427,7 +427,8 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let mut leaked = 0u64;
     let mut k = 0;
     let mut bad = 0;
-    while k < ZR_TRIES && leaked == 0 {
+    let t0 = arch::read_time();
+    while k < ZR_TRIES && leaked == 0 && arch::read_time() - t0 < p.ms(ZR_TIME_MS) {
         k += 1;
         let r = add_zero_pages(id, z, 0, ZR_PAGES, g);
         if r.error != ERR_OUT_OF_PTPAGES {
@@ -442,6 +443,10 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
         }
         // The TVM keeps faulting on `g` unless it kept a translation of
         // the mapping the failed call rolled back.
+        // (A surviving translation stays: checking every few tries is enough.)
+        if k % ZR_CHECK_EVERY != 0 {
+            continue;
+        }
         let before = hm.runs.load(Acquire);
         if harts::wait_for(p.ms(ZR_STALL_MS), || hm.runs.load(Acquire) != before) {
             continue;
@@ -455,19 +460,24 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
         for pg in 0..ZR_PAGES {
             fill_host(z + pg * PAGE);
         }
-        harts::wait_for(p.ms(20), || false);
-        let changed: u64 = (0..ZR_PAGES).map(|pg| host_changed(z + pg * PAGE)).sum();
-        if changed != 0 {
-            leaked = changed;
+        let changed = || -> u64 { (0..ZR_PAGES).map(|pg| host_changed(z + pg * PAGE)).sum() };
+        if harts::wait_for(p.ms(300), || changed() != 0) {
+            leaked = changed();
             break;
         }
-        // A slow host, not a leak: convert the pages again.
+        // A slow host, not a leak: convert the pages again (the TVM's hart
+        // fences once an interrupt brings it out of the TVM).
         if !check_err!(t, convert_pages(z, ZR_PAGES), OK, "convert_pages({z:#x}) again") {
             break;
         }
         let _ = global_fence();
         hm.fence.store(true, Release);
-        harts::wait_for(p.ms(2000), || !hm.fence.load(Acquire));
+        for _ in 0..200 {
+            let _ = crate::sbi::send_ipi(1, p.harts[b]);
+            if harts::wait_for(p.ms(10), || !hm.fence.load(Acquire)) {
+                break;
+            }
+        }
         for &s in &cx.slots()[2..] {
             let _ = harts::call(p, s, call_local_fence, 0, p.ms(2000));
         }
@@ -510,8 +520,11 @@ fn call_local_fence(_: u64) -> i64 {
 }
 
 const ZR_PAGES: u64 = 2;
-const ZR_TRIES: u64 = 3000;
-const ZR_STALL_MS: u64 = 50;
+const ZR_TRIES: u64 = 20_000;
+const ZR_CHECK_EVERY: u64 = 8;
+const ZR_STALL_MS: u64 = 20;
+/// Bound on the whole attack (ms of the time CSR).
+const ZR_TIME_MS: u64 = 10_000;
 
 /// Puts the agent into OP_HAMMER on `gpa` with a delay of `delay` loops.
 /// Its next exit is the fault on `gpa` (or a host interrupt).
@@ -715,7 +728,7 @@ fn dead_c(arg: u64) -> i64 {
     OK
 }
 
-const DEAD_ITERS: u64 = 300;
+const DEAD_ITERS: u64 = 60;
 /// No progress for this long (ms of the time CSR) counts as a hang.
 const DEAD_STALL_MS: u64 = 5000;
 
