@@ -4,16 +4,20 @@
 //! Run by `make test` after the TEE tests, only when COVH is present.
 //!
 //! - `tsm`: the TSM's locking, page ownership and fencing (deadlock,
-//!   shareability, rollback, heap, long work under the lock);
+//!   shareability, rollback, heap, long work under the lock), driving a
+//!   scriptable hostile TVM (`agent`);
 //! - `hw`: state the hardware keeps (vector `vstart`, HLVX faults, reset).
 
 use crate::platform::Platform;
 use crate::tee::tests::Ctx;
 
+pub mod agent;
 pub mod hw;
 pub mod tsm;
 
 pub fn run(p: &Platform, cx: &mut Ctx) {
     tsm::run(p, cx);
     hw::run(p, cx);
+    // Last: on a TSM with those findings they hang or kill Salus.
+    tsm::run_last(p, cx);
 }
