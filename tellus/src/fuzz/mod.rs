@@ -149,9 +149,8 @@ fn run_worker(m: &mut Model) {
     let mut step = 0u64;
     while m.calls < quota && step < quota * 4 && !STOP.load(Acquire) {
         step += 1;
-        if !m.cfg.solo {
-            m.resolve();
-        }
+        // Lent pages come back in the single-hart mode too.
+        m.resolve();
         m.step();
         if step % 8 == 0 {
             watchdog();
