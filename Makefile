@@ -40,7 +40,7 @@ help:
 	@echo "make run_buildroot / run_debian   the same with a root disk (BUILDROOT= / DEBIAN=)"
 	@echo "make test         host unit tests + QEMU integration tests"
 	@echo "make bench        instruction-count benchmarks under -icount"
-	@echo "make fuzz         randomized COVH sequences (SEED=$(SEED) ITER=$(ITER))"
+	@echo "make fuzz         randomized COVH sequences from every hart (SEED=$(SEED) ITER=$(ITER) NCPU=4 FUZZ_ARGS=)"
 	@echo "make salus|tellus|guestvm   build one image into $(BUILD)/"
 	@echo "make setup        install the Rust target and QEMU >= 9.2 (idempotent)"
 	@echo "vars: QEMU=$(QEMU) NCPU=$(NCPU) MEM_SIZE=$(MEM_SIZE) MACHINE=$(MACHINE) CPU=$(CPU) EXTRA_QEMU_ARGS=$(EXTRA_QEMU_ARGS)"
@@ -70,12 +70,18 @@ images: salus tellus guestvm
 run_tellus: images
 	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR) $(EXTRA_QEMU_ARGS)
 
-# Randomized COVH sequences (tellus bootargs `fuzz seed=N iters=N`) after
-# the normal suite; prints `tellus: fuzz seed N: K calls, ...`.
+# Randomized COVH/COVG/NACL sequences from every hart at once (tellus
+# bootargs `fuzz seed=N iters=N`, ITER calls in all) after the normal suite,
+# with Salus's cross-checks after every call; prints per-hart counts and
+# `tellus: fuzz seed N: K calls on H harts (...), ...`. NCPU defaults to 4
+# here; FUZZ_ARGS adds bootargs (`fuzz-harts=1`: the single-hart
+# deterministic mode; `fuzz-nofence`: no tvm_fence/destroy_tvm races).
 SEED ?= 1
 ITER ?= 10000
+FUZZ_ARGS ?=
+fuzz: NCPU := $(if $(filter command line environment,$(origin NCPU)),$(NCPU),4)
 fuzz: images
-	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER) salus.check" $(EXTRA_QEMU_ARGS)
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER) salus.check $(FUZZ_ARGS)" $(EXTRA_QEMU_ARGS)
 
 test: images linux-images
 	QEMU=$(QEMU_BIN) ./crates/measurement/riscv-selftest/run.sh

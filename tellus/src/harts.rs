@@ -197,11 +197,17 @@ pub fn wait_for(ticks: u64, mut cond: impl FnMut() -> bool) -> bool {
 /// Runs `f(arg)` on the (started, serving) secondary at `slot_idx` and
 /// waits up to `ticks` for its result.
 pub fn call(p: &Platform, slot_idx: usize, f: fn(u64) -> i64, arg: u64, ticks: u64) -> Option<i64> {
+    let seq = call_async(p, slot_idx, f, arg);
+    wait_ack(&SLOTS[slot_idx], seq, ticks)
+}
+
+/// Starts `f(arg)` on the secondary at `slot_idx` without waiting; returns
+/// the sequence number for `wait_ack` (the caller keeps `arg` alive).
+pub fn call_async(p: &Platform, slot_idx: usize, f: fn(u64) -> i64, arg: u64) -> u64 {
     let slot = &SLOTS[slot_idx];
     slot.call_fn.store(f as usize as u64, Relaxed);
     slot.call_arg.store(arg, Relaxed);
-    let seq = post(slot, p.harts[slot_idx], CMD_CALL);
-    wait_ack(slot, seq, ticks)
+    post(slot, p.harts[slot_idx], CMD_CALL)
 }
 
 pub fn wait_ack(slot: &HartSlot, seq: u64, ticks: u64) -> Option<i64> {

@@ -88,6 +88,10 @@ pub struct Platform {
     pub fuzz: bool,
     pub seed: u64,
     pub fuzz_iters: u64,
+    /// `fuzz-harts=1`: fuzz from the boot hart only (default: every hart).
+    pub fuzz_harts: u64,
+    /// `fuzz-nofence`: no tvm_fence / destroy_tvm while harts race.
+    pub fuzz_nofence: bool,
 }
 
 impl Platform {
@@ -169,6 +173,8 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fuzz: false,
         seed: 1,
         fuzz_iters: 2000,
+        fuzz_harts: 0,
+        fuzz_nofence: false,
     };
 
     let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
@@ -275,6 +281,10 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
             if let Some(v) = w.strip_prefix("iters=").and_then(|v| v.parse().ok()) {
                 p.fuzz_iters = v;
             }
+            if let Some(v) = w.strip_prefix("fuzz-harts=").and_then(|v| v.parse().ok()) {
+                p.fuzz_harts = v;
+            }
+            p.fuzz_nofence |= w == "fuzz-nofence";
         }
     }
     Ok(p)
