@@ -524,7 +524,7 @@ const ZR_TRIES: u64 = 20_000;
 const ZR_CHECK_EVERY: u64 = 8;
 const ZR_STALL_MS: u64 = 20;
 /// Bound on the whole attack (ms of the time CSR).
-const ZR_TIME_MS: u64 = 10_000;
+const ZR_TIME_MS: u64 = 3_000;
 
 /// Puts the agent into OP_HAMMER on `gpa` with a delay of `delay` loops.
 /// Its next exit is the fault on `gpa` (or a host interrupt).
