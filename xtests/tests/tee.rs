@@ -22,6 +22,9 @@ fn passed(r: &TellusReport, name: &str) -> bool {
 
 #[track_caller]
 fn run_tee(cfg: QemuConfig) -> (RunOutput, TellusReport) {
+    // The whole tellus suite with the attack group: ~20 s alone, several
+    // times that with other QEMUs sharing 2 cores.
+    let cfg = cfg.timeout(xtests::env_timeout(std::time::Duration::from_secs(240)));
     let out = run(&cfg);
     let report = check_tee(&out);
     (out, report)

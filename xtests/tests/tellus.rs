@@ -20,6 +20,9 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs `cfg` and asserts a clean tellus pass with Salus present.
 #[track_caller]
 fn run_passing(cfg: QemuConfig) -> RunOutput {
+    // The full suite (TEE and attack groups included) shares 2 cores with
+    // other runs.
+    let cfg = cfg.timeout(xtests::env_timeout(Duration::from_secs(240)));
     let out = run(&cfg);
     assert_tellus_passed_min(&out, MIN_TESTS);
     assert!(

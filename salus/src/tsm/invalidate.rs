@@ -101,10 +101,11 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
                     r.len += step
                 }
                 _ => {
-                    if n == free {
-                        return Err(CoveError::OutOfMemory);
-                    }
-                    runs[n] = Invalidated {
+                    let slot = runs
+                        .get_mut(n)
+                        .filter(|_| n < free)
+                        .ok_or(CoveError::OutOfMemory)?;
+                    *slot = Invalidated {
                         gpa: g,
                         hpa: t.hpa.bits(),
                         len: step,
@@ -124,7 +125,7 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
     gstage
         .unmap_range(&mut mem, range.start, range.len)
         .map_err(|_| FAILED)?;
-    let mut it = runs[..n].iter();
+    let mut it = runs.iter().take(n);
     for slot in tvm.invalidated.iter_mut().filter(|r| r.len == 0) {
         match it.next() {
             Some(r) => *slot = *r,
@@ -142,7 +143,7 @@ struct Pieces {
 
 impl Pieces {
     fn iter(&self) -> impl Iterator<Item = &Invalidated> {
-        self.list[..self.n].iter()
+        self.list.iter().take(self.n)
     }
 }
 
@@ -164,13 +165,15 @@ fn take_invalidated(tvm: &mut Tvm, range: GuestRange, need_fenced: bool) -> Resu
             let e = r.region().end().bits().min(range.end().bits());
             covered += e - s;
             // At most one piece per record: the list cannot overflow.
-            pieces.list[pieces.n] = Invalidated {
-                gpa: s,
-                hpa: r.hpa + (s - r.gpa),
-                len: e - s,
-                ..*r
-            };
-            pieces.n += 1;
+            if let Some(slot) = pieces.list.get_mut(pieces.n) {
+                *slot = Invalidated {
+                    gpa: s,
+                    hpa: r.hpa + (s - r.gpa),
+                    len: e - s,
+                    ..*r
+                };
+                pieces.n += 1;
+            }
         }
     }
     if covered != range.len {
@@ -181,10 +184,8 @@ fn take_invalidated(tvm: &mut Tvm, range: GuestRange, need_fenced: bool) -> Resu
     let mut n = 0;
     for r in tvm.invalidated.iter().filter(|r| r.len != 0) {
         for p in r.region().minus(&range).iter().filter(|p| !p.is_empty()) {
-            if n == MAX_INVALIDATED {
-                return Err(CoveError::OutOfMemory);
-            }
-            next[n] = Invalidated {
+            let slot = next.get_mut(n).ok_or(CoveError::OutOfMemory)?;
+            *slot = Invalidated {
                 gpa: p.start.bits(),
                 hpa: r.hpa + (p.start.bits() - r.gpa),
                 len: p.len,

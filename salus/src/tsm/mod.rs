@@ -14,6 +14,15 @@
 //! lock order is TSM, then the host stage-2 (`host::GSTAGE`), then the page
 //! map.
 
+// Nothing the host or a TVM passes may make the TSM panic: no unwrap,
+// expect, panic or unchecked indexing here (the few exceptions say why).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 pub mod convert;
 pub mod covg;
 pub mod invalidate;
@@ -151,6 +160,9 @@ pub fn enable_deep_checks() {
 /// those the TSM has queued; Released/Reclaiming pages are exactly those
 /// calls are scrubbing right now; the census balances and matches a
 /// recount. Costs a scan of the page map.
+// A check mode: its asserts stop Salus on its own bookkeeping errors, and
+// the census arrays are indexed by StateKind::index() (< COUNT).
+#[allow(clippy::indexing_slicing)]
 fn deep_check() {
     use page_tracking::{PageState, StateKind};
     let tsm = TSM.lock();

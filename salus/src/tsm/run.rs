@@ -42,23 +42,24 @@ enum Exit {
 /// The NACL shared memory of the calling host hart.
 struct Nacl(u64);
 
+// Only a0..a7 and the CSRs the TSM reports are used here, all of which
+// have slots in the NACL layout; an offset that does not exist reads 0 and
+// writes nothing.
 impl Nacl {
     fn gpr(&self, r: usize) -> u64 {
-        phys::read_u64(HostPhysAddr::new(
-            self.0 + nacl::gpr_offset(r).unwrap() as u64,
-        ))
+        nacl::gpr_offset(r).map_or(0, |off| {
+            phys::read_u64(HostPhysAddr::new(self.0 + off as u64))
+        })
     }
     fn set_gpr(&self, r: usize, v: u64) {
-        phys::write_u64(
-            HostPhysAddr::new(self.0 + nacl::gpr_offset(r).unwrap() as u64),
-            v,
-        )
+        if let Some(off) = nacl::gpr_offset(r) {
+            phys::write_u64(HostPhysAddr::new(self.0 + off as u64), v)
+        }
     }
     fn set_csr(&self, csr: u16, v: u64) {
-        phys::write_u64(
-            HostPhysAddr::new(self.0 + nacl::csr_offset(csr).unwrap() as u64),
-            v,
-        )
+        if let Some(off) = nacl::csr_offset(csr) {
+            phys::write_u64(HostPhysAddr::new(self.0 + off as u64), v)
+        }
     }
 }
 
@@ -177,8 +178,8 @@ fn complete_pending(v: &mut VcpuPrivate, nacl: &Nacl) {
             v.regs.sepc += 4;
         }
         Pending::MmioLoad { rd, len } => {
-            if rd != 0 {
-                v.regs.gprs[rd as usize] = nacl.gpr(reg::A0);
+            if let Some(r) = v.regs.gprs.get_mut(rd as usize).filter(|_| rd != 0) {
+                *r = nacl.gpr(reg::A0);
             }
             v.regs.sepc += len as u64;
         }
@@ -418,7 +419,7 @@ fn mmio_exit(v: &mut VcpuPrivate, cause: u64, stval: u64, htval: u64, htinst: u6
                 stval,
                 htval,
                 htinst: rewritten,
-                store_value: Some(v.regs.gprs[rs2]),
+                store_value: v.regs.gprs.get(rs2).copied(),
             })
         }
         _ => None,

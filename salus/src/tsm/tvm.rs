@@ -220,11 +220,11 @@ impl Registry {
     /// Marks the live TVM `id` destroyed; its pages are released next.
     pub fn begin_destroy(&mut self, id: u64) -> Option<usize> {
         let (slot, _) = self.find(id)?;
-        let tid = match self.slots[slot] {
-            Slot::Live { id, .. } => id,
-            _ => return None,
+        let s = self.slots.get_mut(slot)?;
+        let Slot::Live { id: tid, .. } = *s else {
+            return None;
         };
-        self.slots[slot] = Slot::Dying { id: tid };
+        *s = Slot::Dying { id: tid };
         Some(slot)
     }
 
@@ -259,10 +259,11 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
 
     let mut tsm = TSM.lock();
     let reg = &mut tsm.tvms;
-    let slot = reg
+    let (slot, _) = reg
         .slots
         .iter()
-        .position(|s| matches!(s, Slot::Free))
+        .enumerate()
+        .find(|(_, s)| matches!(s, Slot::Free))
         .ok_or(CoveError::OutOfMemory)?;
     let id = reg.next_id(slot).ok_or(CoveError::OutOfMemory)?;
     {
@@ -316,10 +317,12 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
     // (Converted -> Tvm(id, State)), zeroed, and is large enough
     // (state_pages() covers size_of::<Tvm>()); nothing else refers to it.
     unsafe { phys::place(state.start, tvm) };
-    reg.slots[slot] = Slot::Live {
-        id,
-        state: state.start,
-    };
+    if let Some(s) = reg.slots.get_mut(slot) {
+        *s = Slot::Live {
+            id,
+            state: state.start,
+        };
+    }
     Ok(id.raw() as u64)
 }
 
@@ -401,11 +404,8 @@ pub fn add_page_table_pages(id: u64, base: u64, n: u64) -> CoveResult {
 pub fn create_vcpu(id: u64, vcpu_id: u64, state_addr: u64) -> CoveResult {
     let mut tsm = TSM.lock();
     let tvm = tsm.tvms.get(id)?;
-    let slot = usize::try_from(vcpu_id)
-        .ok()
-        .filter(|i| *i < MAX_VCPUS)
-        .ok_or(INVALID_PARAM)?;
-    if tvm.runnable || tvm.vcpus[slot] != 0 {
+    let slot = usize::try_from(vcpu_id).map_err(|_| INVALID_PARAM)?;
+    if tvm.runnable || tvm.vcpus.get(slot) != Some(&0) {
         return Err(INVALID_PARAM);
     }
     let range = page_range(state_addr, vcpu::state_pages()).map_err(|_| INVALID_ADDRESS)?;
@@ -418,6 +418,8 @@ pub fn create_vcpu(id: u64, vcpu_id: u64, state_addr: u64) -> CoveResult {
     // zeroed, and is vcpu::state_pages() long, enough for VcpuState and its
     // vector area; nothing else refers to it.
     unsafe { phys::place(range.start, VcpuState::new(tvm.id, vcpu_id)) };
-    tvm.vcpus[slot] = range.start.bits();
+    if let Some(v) = tvm.vcpus.get_mut(slot) {
+        *v = range.start.bits();
+    }
     Ok(0)
 }
