@@ -20,6 +20,7 @@ mod heap;
 mod host;
 mod memory;
 mod platform;
+mod timer;
 mod tsm;
 
 use arch::csr::{self, num};

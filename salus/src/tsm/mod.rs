@@ -138,6 +138,11 @@ pub fn enable_deep_checks() {
     DEEP_CHECKS.store(true, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether `salus.check` is on.
+pub fn deep_checks() -> bool {
+    DEEP_CHECKS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Every page owned by or shared with a TVM belongs to a live TVM; pages
 /// waiting for a fence are exactly those the TSM has queued; the census
 /// balances and matches a recount. Costs a scan of the page map.

@@ -10,6 +10,7 @@ use crate::arch::fpvec;
 use crate::arch::phys;
 use crate::host::vcpu::{inject_exception, HostVcpu};
 use crate::platform;
+use crate::timer::{self, Source, Sources};
 use cove_abi::nacl;
 use cove_abi::CoveError;
 use hyp_addr::HostPhysAddr;
@@ -19,8 +20,11 @@ const INTERRUPT: u64 = 1 << 63;
 
 /// Why the TVM stopped running on this hart.
 enum Exit {
-    /// An interrupt for the host (its timer, an IPI, a device MSI).
+    /// An interrupt for the host (an IPI, a device MSI).
     Interrupt(u64),
+    /// The host's timer deadline passed (`HostPreempt` with Sstc, the
+    /// emulated `HostVtimer` without).
+    Timer(Sources),
     /// An ECALL for the host to serve: a0..a7 go to the NACL scratch.
     Ecall([u64; 8]),
     /// A COVG call the TSM served; the host is told its arguments.
@@ -105,6 +109,9 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
         Some(code) => Exit::Interrupt(code),
         None => switch_and_run(host, v, area, hgatp),
     };
+    if super::deep_checks() {
+        crate::host::pci::check_housekeeping_armed(host.hartid);
+    }
     let tvm_vsie = v.csrs.vsie;
     let tvm_vstimecmp = v.csrs.vstimecmp;
     v.release();
@@ -113,6 +120,12 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     nacl.set_csr(nacl::csr::VSTIMECMP, tvm_vstimecmp);
     nacl.set_csr(nacl::csr::VSIE, tvm_vsie);
     let (scause, stval) = match exit {
+        Exit::Timer(fired) => {
+            host.host_timer_fired(fired);
+            nacl.set_csr(nacl::csr::HTVAL, 0);
+            nacl.set_csr(nacl::csr::HTINST, 0);
+            (INTERRUPT | bits::IRQ_S_TIMER, 0)
+        }
         Exit::Interrupt(code) => {
             // A guest external interrupt (12) is the host's IMSIC file: the
             // host sees it as its own external interrupt once it runs again.
@@ -274,9 +287,11 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
         // for the host's file.
         csr::write!(num::HGEIE, 1 << p.host_vgein);
     }
-    if p.has_sstc && host_vs.vsie & (1 << 5) != 0 {
-        // The host's own timer deadline.
-        csr::write!(num::STIMECMP, host_vs.vstimecmp);
+    // The host's own timer deadline (if it has the interrupt enabled)
+    // preempts the TVM; without Sstc its emulated timer is already armed.
+    let preempt = p.has_sstc && host_vs.vsie & (1 << 5) != 0;
+    if preempt {
+        timer::set(host.hartid, Source::HostPreempt, host_vs.vstimecmp);
     }
     // Mark the TVM's FP/vector state clean: the hart sets Dirty again only
     // if the TVM writes those registers, so unchanged state needs no save.
@@ -284,7 +299,7 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
     csr::set!(num::SSTATUS, clean);
 
-    let exit = run_until_exit(v);
+    let exit = run_until_exit(v, host.hartid);
 
     v.csrs = read_vs();
     let sstatus = csr::read!(num::SSTATUS);
@@ -308,8 +323,9 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     csr::write!(num::HGATP, p.host_hgatp);
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
     csr::write!(num::HGEIE, 0);
-    if p.has_sstc {
-        csr::write!(num::STIMECMP, u64::MAX);
+    if preempt {
+        // Other sources (the IOMMU drain) stay armed.
+        timer::cancel(host.hartid, Source::HostPreempt);
     }
     csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     exit
@@ -321,10 +337,22 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
-fn run_until_exit(v: &mut VcpuState) -> Exit {
+fn run_until_exit(v: &mut VcpuState, hartid: usize) -> Exit {
     loop {
         run_guest(&mut v.regs);
         let scause = csr::read!(num::SCAUSE);
+        if scause == INTERRUPT | bits::IRQ_S_TIMER {
+            // Salus's own deadlines are served here and the TVM resumes;
+            // only the host's end the TVM's turn.
+            let fired = timer::expired(hartid);
+            if fired.contains(Source::IommuDrain) {
+                crate::host::pci::tick(hartid);
+            }
+            if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
+                return Exit::Timer(fired);
+            }
+            continue;
+        }
         if scause & INTERRUPT != 0 {
             return Exit::Interrupt(scause & !INTERRUPT);
         }
