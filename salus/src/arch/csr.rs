@@ -9,6 +9,9 @@ pub mod num {
     pub const SSTATUS: u16 = 0x100;
     pub const SIE: u16 = 0x104;
     pub const STVEC: u16 = 0x105;
+    pub const SCOUNTEREN: u16 = 0x106;
+    pub const SENVCFG: u16 = 0x10A;
+    pub const SSTATEEN0: u16 = 0x10C;
     pub const SSCRATCH: u16 = 0x140;
     pub const SEPC: u16 = 0x141;
     pub const SCAUSE: u16 = 0x142;
@@ -26,6 +29,7 @@ pub mod num {
     pub const VSTVAL: u16 = 0x243;
     pub const VSIP: u16 = 0x244;
     pub const VSTIMECMP: u16 = 0x24D;
+    pub const VSISELECT: u16 = 0x250;
     pub const VSATP: u16 = 0x280;
 
     pub const HSTATUS: u16 = 0x600;
@@ -71,6 +75,13 @@ pub mod bits {
     pub const IRQ_S_EXT: u64 = 9;
     pub const IRQ_VS_EXT: u64 = 10;
 
+    /// hstateen0: what VS-mode may reach (Smstateen).
+    pub const HSTATEEN0_IMSIC: u64 = 1 << 58;
+    pub const HSTATEEN0_AIA: u64 = 1 << 59;
+    pub const HSTATEEN0_CSRIND: u64 = 1 << 60;
+    pub const HSTATEEN0_ENVCFG: u64 = 1 << 62;
+    pub const HSTATEEN0_SE0: u64 = 1 << 63;
+
     pub const HENVCFG_FIOM: u64 = 1 << 0;
     pub const HENVCFG_CBIE_INV: u64 = 3 << 4;
     pub const HENVCFG_CBCFE: u64 = 1 << 6;
@@ -102,6 +113,17 @@ macro_rules! write {
     }};
 }
 
+/// Writes a CSR by number and returns its previous value (`csrrw`).
+macro_rules! swap {
+    ($csr:expr, $val:expr) => {{
+        let v: u64 = $val;
+        let old: u64;
+        // SAFETY: as for `write!`.
+        unsafe { core::arch::asm!("csrrw {0}, {csr}, {1}", out(reg) old, in(reg) v, csr = const $csr, options(nostack)) };
+        old
+    }};
+}
+
 /// Sets bits in a CSR.
 macro_rules! set {
     ($csr:expr, $val:expr) => {{
@@ -120,4 +142,4 @@ macro_rules! clear {
     }};
 }
 
-pub(crate) use {clear, read, set, write};
+pub(crate) use {clear, read, set, swap, write};

@@ -337,7 +337,11 @@ pub fn arm_housekeeping() {
 pub fn tick(hartid: usize) {
     drain_faults();
     if HOUSEKEEPING.load(Ordering::Acquire) && hartid == platform::get().boot_hart {
-        timer::set(hartid, Source::IommuDrain, crate::arch::time() + DRAIN_PERIOD);
+        timer::set(
+            hartid,
+            Source::IommuDrain,
+            crate::arch::time() + DRAIN_PERIOD,
+        );
     }
 }
 

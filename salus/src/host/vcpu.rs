@@ -122,6 +122,8 @@ impl HostVcpu {
         }
     }
 
+    // Out of line: keeps the ecall fast path in `run` lean.
+    #[inline(never)]
     pub fn handle_interrupt(&mut self, code: u64) {
         match code {
             bits::IRQ_S_SOFT => serve_mailbox(self.hartid),
@@ -141,6 +143,11 @@ impl HostVcpu {
             csr::write!(num::VSTIMECMP, deadline);
             return;
         }
+        self.set_emulated_timer(deadline);
+    }
+
+    #[inline(never)]
+    fn set_emulated_timer(&mut self, deadline: u64) {
         csr::clear!(num::HVIP, 1 << bits::IRQ_VS_TIMER);
         crate::timer::set(self.hartid, Source::HostVtimer, deadline);
     }

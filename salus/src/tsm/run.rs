@@ -203,44 +203,79 @@ fn complete_pending(v: &mut VcpuState, nacl: &Nacl) {
     v.pending = Pending::None;
 }
 
-fn read_vs() -> VsCsrs {
-    VsCsrs {
-        vsstatus: csr::read!(num::VSSTATUS),
-        vsie: csr::read!(num::VSIE),
-        vstvec: csr::read!(num::VSTVEC),
-        vsscratch: csr::read!(num::VSSCRATCH),
-        vsepc: csr::read!(num::VSEPC),
-        vscause: csr::read!(num::VSCAUSE),
-        vstval: csr::read!(num::VSTVAL),
-        vsatp: csr::read!(num::VSATP),
-        vstimecmp: if platform::get().has_sstc {
-            csr::read!(num::VSTIMECMP)
-        } else {
-            u64::MAX
-        },
-        hvip: csr::read!(num::HVIP),
-        spp: csr::read!(num::SSTATUS) & bits::SSTATUS_SPP,
-    }
+/// Which S-level state VS-mode can reach on this machine, hence what a
+/// world switch must exchange (the same on every hart: boot gives each the
+/// same hstateen0).
+struct Switch {
+    senvcfg: bool,
+    sstateen0: bool,
+    vsiselect: bool,
+    /// hstateen0 for the host and, narrowed to the state switched here, for
+    /// TVMs (e.g. no `scontext`); `None` when they are the same.
+    hstateen0: Option<(u64, u64)>,
 }
 
-fn write_vs(c: &VsCsrs) {
-    csr::write!(num::VSSTATUS, c.vsstatus);
-    csr::write!(num::VSIE, c.vsie);
-    csr::write!(num::VSTVEC, c.vstvec);
-    csr::write!(num::VSSCRATCH, c.vsscratch);
-    csr::write!(num::VSEPC, c.vsepc);
-    csr::write!(num::VSCAUSE, c.vscause);
-    csr::write!(num::VSTVAL, c.vstval);
-    csr::write!(num::VSATP, c.vsatp);
-    if platform::get().has_sstc {
-        csr::write!(num::VSTIMECMP, c.vstimecmp);
+static SWITCH: spin::Once<Switch> = spin::Once::new();
+
+fn switch_plan() -> &'static Switch {
+    SWITCH.call_once(|| {
+        let p = platform::get();
+        // Without Smstateen nothing gates these; with it, HS reaches them
+        // only if the firmware's mstateen0 lets it, which is what the bits
+        // of hstateen0 that stuck say.
+        let h = if p.has_smstateen {
+            csr::read!(num::HSTATEEN0)
+        } else {
+            u64::MAX
+        };
+        const SWITCHED: u64 = bits::HSTATEEN0_SE0
+            | bits::HSTATEEN0_ENVCFG
+            | bits::HSTATEEN0_CSRIND
+            | bits::HSTATEEN0_AIA
+            | bits::HSTATEEN0_IMSIC;
+        Switch {
+            senvcfg: h & bits::HSTATEEN0_ENVCFG != 0,
+            sstateen0: p.has_smstateen && h & bits::HSTATEEN0_SE0 != 0,
+            vsiselect: p.has_ssaia && h & bits::HSTATEEN0_CSRIND != 0,
+            hstateen0: (p.has_smstateen && h & !SWITCHED != 0).then_some((h, h & SWITCHED)),
+        }
+    })
+}
+
+/// Exchanges the VS-visible CSRs with `c`: the hart gets `c`'s values and
+/// `c` the hart's (one `csrrw` each). Covers the VS copies, `hvip`,
+/// sstatus.SPP, and the S-level CSRs VS-mode uses directly (senvcfg,
+/// scounteren, sstateen0), so no value crosses between host and TVM.
+fn swap_vs(c: &mut VsCsrs, sw: &Switch, has_sstc: bool) {
+    c.vsstatus = csr::swap!(num::VSSTATUS, c.vsstatus);
+    c.vsie = csr::swap!(num::VSIE, c.vsie);
+    c.vstvec = csr::swap!(num::VSTVEC, c.vstvec);
+    c.vsscratch = csr::swap!(num::VSSCRATCH, c.vsscratch);
+    c.vsepc = csr::swap!(num::VSEPC, c.vsepc);
+    c.vscause = csr::swap!(num::VSCAUSE, c.vscause);
+    c.vstval = csr::swap!(num::VSTVAL, c.vstval);
+    c.vsatp = csr::swap!(num::VSATP, c.vsatp);
+    if has_sstc {
+        c.vstimecmp = csr::swap!(num::VSTIMECMP, c.vstimecmp);
     }
-    csr::write!(num::HVIP, c.hvip);
+    c.hvip = csr::swap!(num::HVIP, c.hvip);
+    c.scounteren = csr::swap!(num::SCOUNTEREN, c.scounteren);
+    if sw.senvcfg {
+        c.senvcfg = csr::swap!(num::SENVCFG, c.senvcfg);
+    }
+    if sw.sstateen0 {
+        c.sstateen0 = csr::swap!(num::SSTATEEN0, c.sstateen0);
+    }
+    if sw.vsiselect {
+        c.vsiselect = csr::swap!(num::VSISELECT, c.vsiselect);
+    }
+    let spp = csr::read!(num::SSTATUS) & bits::SSTATUS_SPP;
     if c.spp != 0 {
         csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     } else {
         csr::clear!(num::SSTATUS, bits::SSTATUS_SPP);
     }
+    c.spp = spp;
 }
 
 fn hstatus_for(vgein: u64) -> u64 {
@@ -252,7 +287,14 @@ fn hstatus_for(vgein: u64) -> u64 {
 /// are restored exactly; none of the TVM's reach the host.
 fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp: u64) -> Exit {
     let p = platform::get();
-    let host_vs = read_vs();
+    let sw = switch_plan();
+    // From here until the swap back, the hart holds the TVM's VS state and
+    // `v.csrs` the host's (nothing in the run loop reads `v.csrs`).
+    swap_vs(&mut v.csrs, sw, p.has_sstc);
+    let (host_vsie, host_vstimecmp) = (v.csrs.vsie, v.csrs.vstimecmp);
+    if let Some((_, tvm)) = sw.hstateen0 {
+        csr::write!(num::HSTATEEN0, tvm);
+    }
     // The host's FP/vector registers are saved only if they changed since
     // Salus last restored them (it leaves them Clean; any write by the host
     // makes the HS-level status Dirty again).
@@ -273,7 +315,6 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
         }
     }
 
-    write_vs(&v.csrs);
     fpvec::restore_fp(&v.fp);
     if p.has_vector {
         fpvec::restore_vector(&v.vec, area);
@@ -282,16 +323,17 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     csr::write!(num::HSTATUS, hstatus_for(0));
     // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
     // the TVM's turn; masked ones wait, as they would without a TVM.
-    if p.host_vgein != 0 && host_vs.vsie & (1 << 9) != 0 {
+    if p.host_vgein != 0 && host_vsie & (1 << 9) != 0 {
         // The host's device interrupts arrive as guest external interrupts
         // for the host's file.
         csr::write!(num::HGEIE, 1 << p.host_vgein);
     }
-    // The host's own timer deadline (if it has the interrupt enabled)
-    // preempts the TVM; without Sstc its emulated timer is already armed.
-    let preempt = p.has_sstc && host_vs.vsie & (1 << 5) != 0;
+    // The host's own timer deadline (if it has one and the interrupt
+    // enabled) preempts the TVM; without Sstc its emulated timer is
+    // already armed.
+    let preempt = p.has_sstc && host_vsie & (1 << 5) != 0 && host_vstimecmp != timer::NEVER;
     if preempt {
-        timer::set(host.hartid, Source::HostPreempt, host_vs.vstimecmp);
+        timer::set(host.hartid, Source::HostPreempt, host_vstimecmp);
     }
     // Mark the TVM's FP/vector state clean: the hart sets Dirty again only
     // if the TVM writes those registers, so unchanged state needs no save.
@@ -301,7 +343,10 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
 
     let exit = run_until_exit(v, host.hartid);
 
-    v.csrs = read_vs();
+    swap_vs(&mut v.csrs, sw, p.has_sstc);
+    if let Some((host_h, _)) = sw.hstateen0 {
+        csr::write!(num::HSTATEEN0, host_h);
+    }
     let sstatus = csr::read!(num::SSTATUS);
     if sstatus & bits::SSTATUS_FS_MASK == bits::SSTATUS_FS_MASK {
         fpvec::save_fp(&mut v.fp);
@@ -309,7 +354,6 @@ fn switch_and_run(host: &mut HostVcpu, v: &mut VcpuState, area: &mut [u8], hgatp
     if p.has_vector && sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
         fpvec::save_vector(&mut v.vec, area);
     }
-    write_vs(&host_vs);
     fpvec::restore_fp(&host.fp);
     if p.has_vector {
         fpvec::restore_vector(&host.vec, &host.vec_area);
