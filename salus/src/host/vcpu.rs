@@ -269,6 +269,14 @@ pub fn park_and_serve(hartid: usize) -> ! {
             crate::tsm::hart_parked(hartid);
             continue;
         }
+        if csr::read!(num::SIP) & (1 << bits::IRQ_S_TIMER) != 0 {
+            // Salus's own deadlines (the boot hart's IOMMU drain) keep
+            // running while no vCPU does; a pending, unserved timer would
+            // also make WFI return at once.
+            if crate::timer::expired(hartid).contains(Source::IommuDrain) {
+                super::pci::tick(hartid);
+            }
+        }
         crate::arch::wfi();
     }
 }
