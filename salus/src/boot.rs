@@ -188,6 +188,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         has_sstc: isa.contains(IsaExtensions::SSTC),
         has_vector: isa.contains(IsaExtensions::V),
         has_smstateen: isa.contains(IsaExtensions::SMSTATEEN),
+        has_ssaia: isa.contains(IsaExtensions::SSAIA),
         has_zknh: isa.contains(IsaExtensions::ZKNH) && isa.contains(IsaExtensions::ZBB),
         vlenb: if isa.contains(IsaExtensions::V) {
             // Vector CSRs are only readable with sstatus.VS on.

@@ -21,6 +21,7 @@ mod host;
 mod memory;
 mod platform;
 mod sync;
+mod timer;
 mod tsm;
 
 use arch::csr::{self, num};

@@ -9,6 +9,8 @@ pub struct Platform {
     pub has_sstc: bool,
     pub has_vector: bool,
     pub has_smstateen: bool,
+    /// Ssaia: `vsiselect` and friends exist.
+    pub has_ssaia: bool,
     /// Zknh and Zbb: SHA-512 instructions for measurement.
     pub has_zknh: bool,
     /// Bytes per vector register (0 without V).

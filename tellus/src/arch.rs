@@ -324,6 +324,42 @@ macro_rules! csr_read {
     }};
 }
 
+/// `csrrw`: writes a CSR and returns its old value.
+macro_rules! csr_swap {
+    ($csr:literal, $v:expr) => {{
+        let old: u64;
+        // SAFETY: only CSRs that configure U-mode (which tellus never
+        // enters) or select indirect AIA registers are swapped.
+        unsafe { asm!(concat!("csrrw {0}, ", $csr, ", {1}"), out(reg) old, in(reg) $v, options(nostack)) };
+        old
+    }};
+}
+
+/// S-level CSRs VS-mode reaches directly (see attack::csrs).
+pub fn swap_senvcfg(v: u64) -> u64 {
+    csr_swap!("0x10a", v)
+}
+pub fn swap_scounteren(v: u64) -> u64 {
+    csr_swap!("0x106", v)
+}
+/// Traps without Ssaia.
+pub fn swap_siselect(v: u64) -> u64 {
+    csr_swap!("0x150", v)
+}
+/// Traps without Smstateen.
+pub fn swap_sstateen0(v: u64) -> u64 {
+    csr_swap!("0x10c", v)
+}
+
+/// Reads `sstateen0`; traps without Smstateen (or when the hypervisor
+/// withholds it), so it may be probed with `trap::expect_fault`.
+pub fn read_sstateen0() -> u64 {
+    let v: u64;
+    // SAFETY: a read; not `nomem` so it stays after arming the probe.
+    unsafe { asm!("csrr {0}, 0x10c", out(reg) v, options(nostack)) };
+    v
+}
+
 /// The `time` CSR (needs hcounteren.TM under a hypervisor).
 #[inline(always)]
 pub fn read_time() -> u64 {

@@ -67,6 +67,8 @@ pub struct Platform {
     pub timebase: u64,
     pub has_v: bool,
     pub has_sstc: bool,
+    /// Ssaia (`siselect`) per the ISA string.
+    pub has_ssaia: bool,
     pub memory: Ranges,
     /// All /reserved-memory children.
     pub reserved: Ranges,
@@ -161,6 +163,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         timebase: 0,
         has_v: false,
         has_sstc: false,
+        has_ssaia: false,
         memory: Ranges::new(),
         reserved: Ranges::new(),
         no_map: Ranges::new(),
@@ -205,6 +208,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
             if let Some(isa) = cpu.property("riscv,isa").and_then(|i| i.as_str()) {
                 p.has_v |= isa_has_letter(isa, 'v');
                 p.has_sstc |= isa_has_multi(isa, "sstc");
+                p.has_ssaia |= isa_has_multi(isa, "ssaia");
             }
             let (mut zknh, mut zbb) = (false, false);
             if let Some(isa) = cpu.property("riscv,isa").and_then(|i| i.as_str()) {
@@ -215,6 +219,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
                 for e in exts.value.split(|&b| b == 0) {
                     p.has_v |= e == b"v";
                     p.has_sstc |= e == b"sstc";
+                    p.has_ssaia |= e == b"ssaia";
                     zknh |= e == b"zknh";
                     zbb |= e == b"zbb";
                 }

@@ -77,8 +77,20 @@ fn check_tee(out: &RunOutput) -> TellusReport {
 
 #[test]
 fn tee_two_harts() {
-    // With Salus's own page-map cross-checks after every COVH call.
-    let (_, r) = run_tee(QemuConfig::tellus().ncpu(2).bootargs("salus.check"));
+    // With Salus's own page-map cross-checks after every COVH call, and an
+    // IOMMU: salus.check also requires its fault drain to stay armed on the
+    // boot hart after every TVM run there.
+    let (out, r) = run_tee(
+        QemuConfig::tellus()
+            .ncpu(2)
+            .bootargs("salus.check")
+            .extra_args(["-device", "riscv-iommu-pci"]),
+    );
+    assert!(
+        out.console.contains("G-stage (GSCID"),
+        "the IOMMU was not used\n{}",
+        out.describe(40)
+    );
     assert!(passed(&r, "guestvm:vector"));
     assert!(passed(&r, "guestvm:secondary_vcpu"));
 }

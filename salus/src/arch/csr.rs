@@ -6,9 +6,20 @@
 /// Numbers of the CSRs Salus touches (a catalogue: not all used yet).
 #[allow(dead_code)]
 pub mod num {
+    // The VS/HS CSRs the NACL exchange names have one definition, in the
+    // ABI crate.
+    #[allow(unused_imports)]
+    pub use cove_abi::nacl::csr::{
+        HGATP, HSTATUS, HTIMEDELTA, HTINST, HTVAL, HVIP, VSATP, VSCAUSE, VSEPC, VSIE, VSIP,
+        VSSCRATCH, VSSTATUS, VSTIMECMP, VSTVAL, VSTVEC,
+    };
+
     pub const SSTATUS: u16 = 0x100;
     pub const SIE: u16 = 0x104;
     pub const STVEC: u16 = 0x105;
+    pub const SCOUNTEREN: u16 = 0x106;
+    pub const SENVCFG: u16 = 0x10A;
+    pub const SSTATEEN0: u16 = 0x10C;
     pub const SSCRATCH: u16 = 0x140;
     pub const SEPC: u16 = 0x141;
     pub const SCAUSE: u16 = 0x142;
@@ -17,31 +28,16 @@ pub mod num {
     pub const STIMECMP: u16 = 0x14D;
     pub const SATP: u16 = 0x180;
 
-    pub const VSSTATUS: u16 = 0x200;
-    pub const VSIE: u16 = 0x204;
-    pub const VSTVEC: u16 = 0x205;
-    pub const VSSCRATCH: u16 = 0x240;
-    pub const VSEPC: u16 = 0x241;
-    pub const VSCAUSE: u16 = 0x242;
-    pub const VSTVAL: u16 = 0x243;
-    pub const VSIP: u16 = 0x244;
-    pub const VSTIMECMP: u16 = 0x24D;
-    pub const VSATP: u16 = 0x280;
+    pub const VSISELECT: u16 = 0x250;
 
-    pub const HSTATUS: u16 = 0x600;
     pub const HEDELEG: u16 = 0x602;
     pub const HIDELEG: u16 = 0x603;
     pub const HIE: u16 = 0x604;
-    pub const HTIMEDELTA: u16 = 0x605;
     pub const HCOUNTEREN: u16 = 0x606;
     pub const HGEIE: u16 = 0x607;
     pub const HENVCFG: u16 = 0x60A;
     pub const HSTATEEN0: u16 = 0x60C;
-    pub const HTVAL: u16 = 0x643;
     pub const HIP: u16 = 0x644;
-    pub const HVIP: u16 = 0x645;
-    pub const HTINST: u16 = 0x64A;
-    pub const HGATP: u16 = 0x680;
 
     pub const TIME: u16 = 0xC01;
     pub const INSTRET: u16 = 0xC02;
@@ -70,6 +66,13 @@ pub mod bits {
     pub const IRQ_VS_TIMER: u64 = 6;
     pub const IRQ_S_EXT: u64 = 9;
     pub const IRQ_VS_EXT: u64 = 10;
+
+    /// hstateen0: what VS-mode may reach (Smstateen).
+    pub const HSTATEEN0_IMSIC: u64 = 1 << 58;
+    pub const HSTATEEN0_AIA: u64 = 1 << 59;
+    pub const HSTATEEN0_CSRIND: u64 = 1 << 60;
+    pub const HSTATEEN0_ENVCFG: u64 = 1 << 62;
+    pub const HSTATEEN0_SE0: u64 = 1 << 63;
 
     pub const HENVCFG_FIOM: u64 = 1 << 0;
     pub const HENVCFG_CBIE_INV: u64 = 3 << 4;
@@ -102,6 +105,17 @@ macro_rules! write {
     }};
 }
 
+/// Writes a CSR by number and returns its previous value (`csrrw`).
+macro_rules! swap {
+    ($csr:expr, $val:expr) => {{
+        let v: u64 = $val;
+        let old: u64;
+        // SAFETY: as for `write!`.
+        unsafe { core::arch::asm!("csrrw {0}, {csr}, {1}", out(reg) old, in(reg) v, csr = const $csr, options(nostack)) };
+        old
+    }};
+}
+
 /// Sets bits in a CSR.
 macro_rules! set {
     ($csr:expr, $val:expr) => {{
@@ -120,4 +134,4 @@ macro_rules! clear {
     }};
 }
 
-pub(crate) use {clear, read, set, write};
+pub(crate) use {clear, read, set, swap, write};

@@ -26,6 +26,7 @@ use crate::arch::csr::{self, num};
 use crate::drivers::ecam::Ecam;
 use crate::drivers::iommu::{MmioRegs, PoolDma};
 use crate::memory::HypTableMemory;
+use crate::timer::{self, Source};
 use crate::{info, platform};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -322,23 +323,49 @@ pub fn host_gstage_changed() {
     }
 }
 
-/// Starts the periodic fault-queue drain on this hart (with Sstc, Salus's
-/// own `stimecmp` is free: the host uses `vstimecmp`).
+/// Starts the periodic fault-queue drain on the boot hart (the caller).
 pub fn arm_housekeeping() {
-    let p = platform::get();
-    if IOMMU.lock().is_some() && p.has_sstc {
+    if IOMMU.lock().is_some() {
         HOUSEKEEPING.store(true, Ordering::Release);
-        csr::write!(num::STIMECMP, crate::arch::time() + DRAIN_PERIOD);
+        let hart = platform::get().boot_hart;
+        timer::set(hart, Source::IommuDrain, crate::arch::time() + DRAIN_PERIOD);
     }
 }
 
-/// Called on Salus's timer interrupt: drains the IOMMU's fault queue and
-/// re-arms the housekeeping timer on the boot hart.
+/// The drain deadline passed on `hartid`: drains the IOMMU's fault queue
+/// and re-arms the drain.
 pub fn tick(hartid: usize) {
     drain_faults();
+    if HOUSEKEEPING.load(Ordering::Acquire) && hartid == platform::get().boot_hart {
+        timer::set(
+            hartid,
+            Source::IommuDrain,
+            crate::arch::time() + DRAIN_PERIOD,
+        );
+    }
+}
+
+/// `salus.check`: after a TVM ran on `hartid`, the boot hart's fault drain
+/// must still be armed and the hardware timer no later than it (finding
+/// 13: the world switch used to disarm it).
+pub fn check_housekeeping_armed(hartid: usize) {
     let p = platform::get();
-    if HOUSEKEEPING.load(Ordering::Acquire) && hartid == p.boot_hart {
-        csr::write!(num::STIMECMP, crate::arch::time() + DRAIN_PERIOD);
+    if !HOUSEKEEPING.load(Ordering::Acquire) || hartid != p.boot_hart {
+        return;
+    }
+    let (drain, programmed) = timer::deadline(hartid, Source::IommuDrain);
+    let hw = if p.has_sstc {
+        csr::read!(num::STIMECMP)
+    } else {
+        programmed
+    };
+    if drain == timer::NEVER || hw != programmed || hw > drain {
+        crate::fatal!(
+            "hart {}: IOMMU fault drain disarmed after a TVM run (drain {:#x}, timer {:#x})",
+            hartid,
+            drain,
+            hw
+        );
     }
 }
 

@@ -6,6 +6,7 @@ use crate::arch::csr::{self, bits, num};
 use crate::arch::entry::{reg, run_guest, GuestRegs};
 use crate::hart::{self, HsmState};
 use crate::platform;
+use crate::timer::{Source, Sources};
 
 const INTERRUPT: u64 = 1 << 63;
 const CAUSE_ECALL_VS: u64 = 10;
@@ -21,8 +22,6 @@ const FAULT_LOG_LIMIT: u32 = 8;
 pub struct HostVcpu {
     pub hartid: usize,
     pub regs: GuestRegs,
-    /// Deadline of the emulated VS timer (no Sstc), u64::MAX when disarmed.
-    pub timer_deadline: u64,
     faults_logged: u32,
     /// NACL shared memory set by the host on this hart (12 KiB, host RAM).
     pub nacl_shmem: Option<u64>,
@@ -48,7 +47,6 @@ impl HostVcpu {
         let mut v = HostVcpu {
             hartid,
             regs: GuestRegs::new(),
-            timer_deadline: u64::MAX,
             faults_logged: 0,
             nacl_shmem: None,
             vec_area: alloc::vec::Vec::new(),
@@ -78,7 +76,7 @@ impl HostVcpu {
         if platform::get().has_sstc {
             csr::write!(num::VSTIMECMP, u64::MAX);
         }
-        self.timer_deadline = u64::MAX;
+        crate::timer::cancel(self.hartid, Source::HostVtimer);
         crate::arch::hfence_vvma_all();
         crate::arch::hfence_gvma_all();
         self.nacl_shmem = None;
@@ -124,6 +122,8 @@ impl HostVcpu {
         }
     }
 
+    // Out of line: keeps the ecall fast path in `run` lean.
+    #[inline(never)]
     pub fn handle_interrupt(&mut self, code: u64) {
         match code {
             bits::IRQ_S_SOFT => serve_mailbox(self.hartid),
@@ -143,19 +143,29 @@ impl HostVcpu {
             csr::write!(num::VSTIMECMP, deadline);
             return;
         }
+        self.set_emulated_timer(deadline);
+    }
+
+    #[inline(never)]
+    fn set_emulated_timer(&mut self, deadline: u64) {
         csr::clear!(num::HVIP, 1 << bits::IRQ_VS_TIMER);
-        self.timer_deadline = deadline;
-        crate::arch::sbi_call::set_timer(deadline);
+        crate::timer::set(self.hartid, Source::HostVtimer, deadline);
     }
 
     fn timer_fired(&mut self) {
-        // Only the emulated VS timer uses Salus's S-level timer.
-        crate::arch::sbi_call::set_timer(u64::MAX);
-        if self.timer_deadline != u64::MAX {
-            self.timer_deadline = u64::MAX;
+        let fired = crate::timer::expired(self.hartid);
+        if fired.contains(Source::IommuDrain) {
+            super::pci::tick(self.hartid);
+        }
+        self.host_timer_fired(fired);
+    }
+
+    /// The host's share of an S-timer interrupt: its emulated timer (no
+    /// Sstc) becomes a pending VS timer interrupt.
+    pub fn host_timer_fired(&mut self, fired: Sources) {
+        if fired.contains(Source::HostVtimer) {
             csr::set!(num::HVIP, 1 << bits::IRQ_VS_TIMER);
         }
-        super::pci::tick(self.hartid);
     }
 
     fn guest_page_fault(&mut self, scause: u64) {
@@ -245,6 +255,14 @@ pub fn park_and_serve(hartid: usize) -> ! {
             }
             crate::tsm::hart_parked(hartid);
             continue;
+        }
+        if csr::read!(num::SIP) & (1 << bits::IRQ_S_TIMER) != 0 {
+            // Salus's own deadlines (the boot hart's IOMMU drain) keep
+            // running while no vCPU does; a pending, unserved timer would
+            // also make WFI return at once.
+            if crate::timer::expired(hartid).contains(Source::IommuDrain) {
+                super::pci::tick(hartid);
+            }
         }
         crate::arch::wfi();
     }

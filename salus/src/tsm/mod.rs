@@ -155,6 +155,11 @@ pub fn enable_deep_checks() {
     DEEP_CHECKS.store(true, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether `salus.check` is on.
+pub fn deep_checks() -> bool {
+    DEEP_CHECKS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Every page owned by or shared with a TVM belongs to a live TVM (or one
 /// whose pages are being released); pages waiting for a fence are exactly
 /// those the TSM has queued; Released/Reclaiming pages are exactly those

@@ -10,6 +10,7 @@ use crate::arch::fpvec;
 use crate::arch::phys;
 use crate::host::vcpu::{inject_exception, HostVcpu};
 use crate::platform;
+use crate::timer::{self, Source, Sources};
 use cove_abi::nacl;
 use cove_abi::CoveError;
 use hyp_addr::HostPhysAddr;
@@ -19,8 +20,11 @@ const INTERRUPT: u64 = 1 << 63;
 
 /// Why the TVM stopped running on this hart.
 enum Exit {
-    /// An interrupt for the host (its timer, an IPI, a device MSI).
+    /// An interrupt for the host (an IPI, a device MSI).
     Interrupt(u64),
+    /// The host's timer deadline passed (`HostPreempt` with Sstc, the
+    /// emulated `HostVtimer` without).
+    Timer(Sources),
     /// An ECALL for the host to serve: a0..a7 go to the NACL scratch.
     Ecall([u64; 8]),
     /// A COVG call the TSM served; the host is told its arguments.
@@ -103,6 +107,9 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
         Some(code) => Exit::Interrupt(code),
         None => switch_and_run(host, v, p, area, hgatp),
     };
+    if super::deep_checks() {
+        crate::host::pci::check_housekeeping_armed(host.hartid);
+    }
     let tvm_vsie = p.csrs.vsie;
     let tvm_vstimecmp = p.csrs.vstimecmp;
     drop(claim);
@@ -111,6 +118,12 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     nacl.set_csr(nacl::csr::VSTIMECMP, tvm_vstimecmp);
     nacl.set_csr(nacl::csr::VSIE, tvm_vsie);
     let (scause, stval) = match exit {
+        Exit::Timer(fired) => {
+            host.host_timer_fired(fired);
+            nacl.set_csr(nacl::csr::HTVAL, 0);
+            nacl.set_csr(nacl::csr::HTINST, 0);
+            (INTERRUPT | bits::IRQ_S_TIMER, 0)
+        }
         Exit::Interrupt(code) => {
             // A guest external interrupt (12) is the host's IMSIC file: the
             // host sees it as its own external interrupt once it runs again.
@@ -188,44 +201,79 @@ fn complete_pending(v: &mut VcpuPrivate, nacl: &Nacl) {
     v.pending = Pending::None;
 }
 
-fn read_vs() -> VsCsrs {
-    VsCsrs {
-        vsstatus: csr::read!(num::VSSTATUS),
-        vsie: csr::read!(num::VSIE),
-        vstvec: csr::read!(num::VSTVEC),
-        vsscratch: csr::read!(num::VSSCRATCH),
-        vsepc: csr::read!(num::VSEPC),
-        vscause: csr::read!(num::VSCAUSE),
-        vstval: csr::read!(num::VSTVAL),
-        vsatp: csr::read!(num::VSATP),
-        vstimecmp: if platform::get().has_sstc {
-            csr::read!(num::VSTIMECMP)
-        } else {
-            u64::MAX
-        },
-        hvip: csr::read!(num::HVIP),
-        spp: csr::read!(num::SSTATUS) & bits::SSTATUS_SPP,
-    }
+/// Which S-level state VS-mode can reach on this machine, hence what a
+/// world switch must exchange (the same on every hart: boot gives each the
+/// same hstateen0).
+struct Switch {
+    senvcfg: bool,
+    sstateen0: bool,
+    vsiselect: bool,
+    /// hstateen0 for the host and, narrowed to the state switched here, for
+    /// TVMs (e.g. no `scontext`); `None` when they are the same.
+    hstateen0: Option<(u64, u64)>,
 }
 
-fn write_vs(c: &VsCsrs) {
-    csr::write!(num::VSSTATUS, c.vsstatus);
-    csr::write!(num::VSIE, c.vsie);
-    csr::write!(num::VSTVEC, c.vstvec);
-    csr::write!(num::VSSCRATCH, c.vsscratch);
-    csr::write!(num::VSEPC, c.vsepc);
-    csr::write!(num::VSCAUSE, c.vscause);
-    csr::write!(num::VSTVAL, c.vstval);
-    csr::write!(num::VSATP, c.vsatp);
-    if platform::get().has_sstc {
-        csr::write!(num::VSTIMECMP, c.vstimecmp);
+static SWITCH: spin::Once<Switch> = spin::Once::new();
+
+fn switch_plan() -> &'static Switch {
+    SWITCH.call_once(|| {
+        let p = platform::get();
+        // Without Smstateen nothing gates these; with it, HS reaches them
+        // only if the firmware's mstateen0 lets it, which is what the bits
+        // of hstateen0 that stuck say.
+        let h = if p.has_smstateen {
+            csr::read!(num::HSTATEEN0)
+        } else {
+            u64::MAX
+        };
+        const SWITCHED: u64 = bits::HSTATEEN0_SE0
+            | bits::HSTATEEN0_ENVCFG
+            | bits::HSTATEEN0_CSRIND
+            | bits::HSTATEEN0_AIA
+            | bits::HSTATEEN0_IMSIC;
+        Switch {
+            senvcfg: h & bits::HSTATEEN0_ENVCFG != 0,
+            sstateen0: p.has_smstateen && h & bits::HSTATEEN0_SE0 != 0,
+            vsiselect: p.has_ssaia && h & bits::HSTATEEN0_CSRIND != 0,
+            hstateen0: (p.has_smstateen && h & !SWITCHED != 0).then_some((h, h & SWITCHED)),
+        }
+    })
+}
+
+/// Exchanges the VS-visible CSRs with `c`: the hart gets `c`'s values and
+/// `c` the hart's (one `csrrw` each). Covers the VS copies, `hvip`,
+/// sstatus.SPP, and the S-level CSRs VS-mode uses directly (senvcfg,
+/// scounteren, sstateen0), so no value crosses between host and TVM.
+fn swap_vs(c: &mut VsCsrs, sw: &Switch, has_sstc: bool) {
+    c.vsstatus = csr::swap!(num::VSSTATUS, c.vsstatus);
+    c.vsie = csr::swap!(num::VSIE, c.vsie);
+    c.vstvec = csr::swap!(num::VSTVEC, c.vstvec);
+    c.vsscratch = csr::swap!(num::VSSCRATCH, c.vsscratch);
+    c.vsepc = csr::swap!(num::VSEPC, c.vsepc);
+    c.vscause = csr::swap!(num::VSCAUSE, c.vscause);
+    c.vstval = csr::swap!(num::VSTVAL, c.vstval);
+    c.vsatp = csr::swap!(num::VSATP, c.vsatp);
+    if has_sstc {
+        c.vstimecmp = csr::swap!(num::VSTIMECMP, c.vstimecmp);
     }
-    csr::write!(num::HVIP, c.hvip);
+    c.hvip = csr::swap!(num::HVIP, c.hvip);
+    c.scounteren = csr::swap!(num::SCOUNTEREN, c.scounteren);
+    if sw.senvcfg {
+        c.senvcfg = csr::swap!(num::SENVCFG, c.senvcfg);
+    }
+    if sw.sstateen0 {
+        c.sstateen0 = csr::swap!(num::SSTATEEN0, c.sstateen0);
+    }
+    if sw.vsiselect {
+        c.vsiselect = csr::swap!(num::VSISELECT, c.vsiselect);
+    }
+    let spp = csr::read!(num::SSTATUS) & bits::SSTATUS_SPP;
     if c.spp != 0 {
         csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     } else {
         csr::clear!(num::SSTATUS, bits::SSTATUS_SPP);
     }
+    c.spp = spp;
 }
 
 fn hstatus_for(vgein: u64) -> u64 {
@@ -243,7 +291,14 @@ fn switch_and_run(
     hgatp: u64,
 ) -> Exit {
     let p = platform::get();
-    let host_vs = read_vs();
+    let sw = switch_plan();
+    // From here until the swap back, the hart holds the TVM's VS state and
+    // `v.csrs` the host's (nothing in the run loop reads `v.csrs`).
+    swap_vs(&mut v.csrs, sw, p.has_sstc);
+    let (host_vsie, host_vstimecmp) = (v.csrs.vsie, v.csrs.vstimecmp);
+    if let Some((_, tvm)) = sw.hstateen0 {
+        csr::write!(num::HSTATEEN0, tvm);
+    }
     // The host's FP/vector registers are saved only if they changed since
     // Salus last restored them (it leaves them Clean; any write by the host
     // makes the HS-level status Dirty again).
@@ -264,7 +319,6 @@ fn switch_and_run(
         }
     }
 
-    write_vs(&v.csrs);
     fpvec::restore_fp(&v.fp);
     if p.has_vector {
         fpvec::restore_vector(&v.vec, area);
@@ -273,14 +327,17 @@ fn switch_and_run(
     csr::write!(num::HSTATUS, hstatus_for(0));
     // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
     // the TVM's turn; masked ones wait, as they would without a TVM.
-    if p.host_vgein != 0 && host_vs.vsie & (1 << 9) != 0 {
+    if p.host_vgein != 0 && host_vsie & (1 << 9) != 0 {
         // The host's device interrupts arrive as guest external interrupts
         // for the host's file.
         csr::write!(num::HGEIE, 1 << p.host_vgein);
     }
-    if p.has_sstc && host_vs.vsie & (1 << 5) != 0 {
-        // The host's own timer deadline.
-        csr::write!(num::STIMECMP, host_vs.vstimecmp);
+    // The host's own timer deadline (if it has one and the interrupt
+    // enabled) preempts the TVM; without Sstc its emulated timer is
+    // already armed.
+    let preempt = p.has_sstc && host_vsie & (1 << 5) != 0 && host_vstimecmp != timer::NEVER;
+    if preempt {
+        timer::set(host.hartid, Source::HostPreempt, host_vstimecmp);
     }
     // Mark the TVM's FP/vector state clean: the hart sets Dirty again only
     // if the TVM writes those registers, so unchanged state needs no save.
@@ -288,9 +345,12 @@ fn switch_and_run(
     csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
     csr::set!(num::SSTATUS, clean);
 
-    let exit = run_until_exit(vcpu, v);
+    let exit = run_until_exit(vcpu, v, host.hartid);
 
-    v.csrs = read_vs();
+    swap_vs(&mut v.csrs, sw, p.has_sstc);
+    if let Some((host_h, _)) = sw.hstateen0 {
+        csr::write!(num::HSTATEEN0, host_h);
+    }
     let sstatus = csr::read!(num::SSTATUS);
     if sstatus & bits::SSTATUS_FS_MASK == bits::SSTATUS_FS_MASK {
         fpvec::save_fp(&mut v.fp);
@@ -298,7 +358,6 @@ fn switch_and_run(
     if p.has_vector && sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
         fpvec::save_vector(&mut v.vec, area);
     }
-    write_vs(&host_vs);
     fpvec::restore_fp(&host.fp);
     if p.has_vector {
         fpvec::restore_vector(&host.vec, &host.vec_area);
@@ -312,8 +371,9 @@ fn switch_and_run(
     csr::write!(num::HGATP, p.host_hgatp);
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
     csr::write!(num::HGEIE, 0);
-    if p.has_sstc {
-        csr::write!(num::STIMECMP, u64::MAX);
+    if preempt {
+        // Other sources (the IOMMU drain) stay armed.
+        timer::cancel(host.hartid, Source::HostPreempt);
     }
     csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     exit
@@ -325,10 +385,22 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
-fn run_until_exit(vcpu: &VcpuState, v: &mut VcpuPrivate) -> Exit {
+fn run_until_exit(vcpu: &VcpuState, v: &mut VcpuPrivate, hartid: usize) -> Exit {
     loop {
         run_guest(&mut v.regs);
         let scause = csr::read!(num::SCAUSE);
+        if scause == INTERRUPT | bits::IRQ_S_TIMER {
+            // Salus's own deadlines are served here and the TVM resumes;
+            // only the host's end the TVM's turn.
+            let fired = timer::expired(hartid);
+            if fired.contains(Source::IommuDrain) {
+                crate::host::pci::tick(hartid);
+            }
+            if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
+                return Exit::Timer(fired);
+            }
+            continue;
+        }
         if scause & INTERRUPT != 0 {
             return Exit::Interrupt(scause & !INTERRUPT);
         }

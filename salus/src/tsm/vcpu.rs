@@ -43,6 +43,13 @@ pub struct VsCsrs {
     pub hvip: u64,
     /// sstatus.SPP at the last exit (VS or VU).
     pub spp: u64,
+    /// S-level CSRs VS-mode reaches directly (no VS copy): they are the
+    /// TVM's while it runs (see tsm::run::swap_vs).
+    pub senvcfg: u64,
+    pub scounteren: u64,
+    pub sstateen0: u64,
+    /// The TVM's `siselect` (Ssaia).
+    pub vsiselect: u64,
 }
 
 /// What only the hart running the vCPU touches: registers, CSRs, FP and

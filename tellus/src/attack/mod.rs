@@ -6,18 +6,24 @@
 //! - `tsm`: the TSM's locking, page ownership and fencing (deadlock,
 //!   shareability, rollback, heap, long work under the lock), driving a
 //!   scriptable hostile TVM (`agent`);
-//! - `hw`: state the hardware keeps (vector `vstart`, HLVX faults, reset).
+//! - `hw`: state the hardware keeps (vector `vstart`, HLVX faults, reset);
+//! - `csrs`: S-level CSRs shared between host and TVM;
+//! - `timer`: Salus's own timer deadlines while a TVM runs.
 
 use crate::platform::Platform;
 use crate::tee::tests::Ctx;
 
 pub mod agent;
+pub mod csrs;
 pub mod hw;
+pub mod timer;
 pub mod tsm;
 
 pub fn run(p: &Platform, cx: &mut Ctx) {
     tsm::run(p, cx);
     hw::run(p, cx);
+    csrs::run(p, cx);
+    timer::run(p, cx);
     // Last: on a TSM with those findings they hang or kill Salus.
     tsm::run_last(p, cx);
 }
