@@ -13,7 +13,9 @@
 //! * QEMU's `edu` device, driven over SSH with busybox `devmem`, DMAs from
 //!   Salus's memory: Salus logs `salus: iommu: fault cause ...` for it and
 //!   the host keeps running;
-//! * `poweroff -f` ends QEMU with exit status 0.
+//! * the shell's prompt (a partial line) shows on the console;
+//! * `poweroff -f`, typed on the console after an `echo`, ends QEMU with
+//!   exit status 0 and the echoed line is not lost.
 //!
 //! Needs `make salus linux rootfs` (`make test` does it), `ssh`, QEMU.
 
@@ -80,6 +82,10 @@ fn linux_two_harts_disk_net_ssh_iommu() {
         "Salus did not attach the devices to the IOMMU\n{}",
         ctx(&vm)
     );
+
+    // The shell's prompt has no newline: it must show up anyway.
+    vm.wait_for_prompt(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("the console holds back a partial line: {e}"));
 
     // Console input through the emulated UART.
     vm.send("echo CONSOLE-$((6*7))-OK\n")
@@ -157,12 +163,28 @@ fn linux_two_harts_disk_net_ssh_iommu() {
         ctx(&vm)
     );
 
-    // poweroff ends QEMU with status 0.
-    let _ = vm.ssh("poweroff -f", 1, Duration::from_secs(20));
+    // poweroff ends QEMU with status 0, and the line printed just before
+    // it is not lost (the typed command's echo has `$((...))`, not the
+    // marker itself). 63 bytes: more than one 16-byte FIFO load, so a
+    // polled UART that sends only on its tick loses it.
+    let n = std::process::id() % 1000;
+    let pad = "0123456789".repeat(4);
+    vm.send(&format!(
+        "echo POWEROFF-MARKER-$((1000+{n}))-{pad}; poweroff -f\n"
+    ))
+    .expect("console input");
     let status = vm.wait_exit(Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| s.code() == Some(0)),
         "QEMU did not exit 0 after poweroff: {status:?}\n{}",
+        ctx(&vm)
+    );
+    let marker = format!("POWEROFF-MARKER-{}-{pad}", 1000 + n);
+    assert!(
+        vm.console()
+            .lines()
+            .any(|l| l.trim_end_matches('\r') == marker),
+        "the last console line before poweroff was lost\n{}",
         ctx(&vm)
     );
     let image = std::fs::read(&disk).expect("read the disk image");

@@ -10,6 +10,9 @@ use vm_fdt::FdtWriter;
 use crate::isa::{is_hypervisor_only, IsaString};
 use crate::{CpuInfo, Error, ImsicInfo, MachineInfo};
 
+/// FIFO depth the host's (emulated) UART advertises.
+const HOST_UART_FIFO: u32 = 64;
+
 /// A UART given to the host (polled: no `interrupts` property).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostUart {
@@ -347,6 +350,10 @@ impl<'a> HostFdtBuilder<'a> {
             w.property_string("compatible", "ns16550a")?;
             w.property_array_u64("reg", &[u.base.bits(), u.size])?;
             w.property_u32("clock-frequency", u.clock_frequency)?;
+            // Salus emulates it and sends each byte at once: a deep FIFO
+            // lets Linux's polled 8250 write a whole line per kick.
+            w.property_u32("fifo-size", HOST_UART_FIFO)?;
+            w.property_u32("tx-threshold", 0)?;
             w.end_node(n)?;
         }
         w.end_node(soc)?;
