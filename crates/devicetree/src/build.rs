@@ -176,6 +176,10 @@ impl<'a> HostFdtBuilder<'a> {
         if let Some(b) = bootargs {
             w.property_string("bootargs", b)?;
         }
+        // Without it Linux's crng waits (seconds) for entropy of its own.
+        if let Some(seed) = &info.rng_seed {
+            w.property("rng-seed", seed)?;
+        }
         if let Some(initrd) = &info.initrd {
             w.property_u64("linux,initrd-start", initrd.range.start.bits())?;
             w.property_u64("linux,initrd-end", initrd.range.end().bits())?;
@@ -339,6 +343,10 @@ impl<'a> HostFdtBuilder<'a> {
             if let Some(d) = p.pci_domain {
                 w.property_u32("linux,pci-domain", d)?;
             }
+            // MSI-only: no `interrupt-map`, so no INTx. `#interrupt-cells`
+            // makes that Linux's "no interrupt-map found" (INTx not
+            // available) instead of an error for every device with a pin.
+            w.property_u32("#interrupt-cells", 1)?;
             if let (Some(ph), Some(_)) = (imsic_phandle, p.msi_parent) {
                 w.property_u32("msi-parent", ph)?;
             }
