@@ -158,15 +158,10 @@ pub fn state_pages() -> u64 {
 #[derive(Clone, Copy)]
 enum Slot {
     Free,
-    Live {
-        id: TvmId,
-        state: HostPhysAddr,
-    },
+    Live { id: TvmId, state: HostPhysAddr },
     /// Destroyed; its pages are still being scrubbed (destroy.rs). The slot
     /// (and its VMID) is reused only after that.
-    Dying {
-        id: TvmId,
-    },
+    Dying { id: TvmId },
 }
 
 pub struct Registry {
