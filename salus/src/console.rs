@@ -18,10 +18,14 @@ enum Sink {
 
 pub struct Console {
     sink: Sink,
+    /// The last byte out was a `\n` (or nothing went out yet): a `salus:`
+    /// line can start here without landing in a host's partial line.
+    at_line_start: bool,
 }
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     sink: Sink::SbiLegacy,
+    at_line_start: true,
 });
 
 impl Console {
@@ -33,6 +37,9 @@ impl Console {
     /// SBI console text); raw bytes from the host's emulated UART already
     /// carry their own `\r`.
     fn put(&mut self, bytes: &[u8], crlf: bool) {
+        if let Some(&last) = bytes.last() {
+            self.at_line_start = last == b'\n';
+        }
         match &self.sink {
             Sink::Uart(u) => bytes.iter().for_each(|&b| {
                 if crlf && b == b'\n' {
@@ -54,6 +61,13 @@ impl Console {
                 }
             }
             Sink::SbiLegacy => bytes.iter().for_each(|&b| sbi_call::legacy_putchar(b)),
+        }
+    }
+
+    /// Waits until the UART has sent everything it holds.
+    fn drain(&self) {
+        if let Sink::Uart(u) = &self.sink {
+            u.drain();
         }
     }
 
@@ -107,11 +121,22 @@ pub fn _print(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
+/// A whole line of Salus's own: on a fresh line even if a host's partial
+/// line (a prompt) already went out, so `salus:` always starts a line.
+#[doc(hidden)]
+pub fn _print_line(args: fmt::Arguments) {
+    let mut c = CONSOLE.lock();
+    if !c.at_line_start {
+        c.put_bytes(b"\n");
+    }
+    let _ = c.write_fmt(args);
+}
+
 /// Prints a `salus: `-prefixed line.
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)*) => {
-        $crate::console::_print(format_args!("salus: {}\n", format_args!($($arg)*)))
+        $crate::console::_print_line(format_args!("salus: {}\n", format_args!($($arg)*)))
     };
 }
 
@@ -119,7 +144,7 @@ macro_rules! info {
 #[macro_export]
 macro_rules! fatal {
     ($($arg:tt)*) => {{
-        $crate::console::_print(format_args!("salus: fatal: {}\n", format_args!($($arg)*)));
+        $crate::console::_print_line(format_args!("salus: fatal: {}\n", format_args!($($arg)*)));
         $crate::shutdown(true)
     }};
 }
@@ -130,5 +155,24 @@ pub fn emergency(args: fmt::Arguments) {
         // SAFETY: we are stopping the machine; a torn line beats silence.
         unsafe { CONSOLE.force_unlock() };
     }
-    let _ = CONSOLE.lock().write_fmt(args);
+    let mut c = CONSOLE.lock();
+    if !c.at_line_start {
+        c.put_bytes(b"\n");
+    }
+    let _ = c.write_fmt(args);
+}
+
+/// Writes out everything still buffered on the way to the console: the
+/// host's partial lines in the emulated UART, then the real UART's
+/// transmitter. Called before the machine stops (SRST, fatal, panic).
+/// Bounded: a hart that died holding a lock does not hang the shutdown.
+pub fn drain() {
+    crate::host::uart16550::drain();
+    for _ in 0..1_000_000 {
+        if let Some(c) = CONSOLE.try_lock() {
+            c.drain();
+            return;
+        }
+        core::hint::spin_loop();
+    }
 }

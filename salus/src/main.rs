@@ -29,6 +29,8 @@ use arch::csr::{self, num};
 /// Stops the machine through the firmware's SRST; `failure` makes QEMU exit
 /// non-zero.
 pub fn shutdown(failure: bool) -> ! {
+    // The host's buffered console output, then ours, before the machine goes.
+    console::drain();
     if failure {
         // OpenSBI's QEMU reset driver (syscon-poweroff) drops the reason, so
         // report failure on the test finisher ourselves when there is one.

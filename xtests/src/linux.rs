@@ -120,6 +120,29 @@ pub fn salus_linux_config(images: &LinuxImages, ssh_port: u16, disk: &Path) -> Q
         .extra_args(linux_devices(images, ssh_port, disk))
 }
 
+/// The text after the last newline, minus ANSI CSI sequences (`ESC [ ...
+/// final`), ends in `#` and some blanks.
+pub fn ends_with_prompt(console: &str) -> bool {
+    let last = console.rsplit('\n').next().unwrap_or("");
+    let mut plain = String::new();
+    let mut chars = last.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let t = plain.trim_end_matches([' ', '\r']);
+    t.ends_with('#') && t.len() < plain.len()
+}
+
 /// A QEMU process running in the background.
 pub struct LinuxVm {
     child: Child,
@@ -235,6 +258,32 @@ impl LinuxVm {
         }
     }
 
+    /// Waits for a shell prompt: the console's last, unfinished line ends
+    /// in `#` (root's prompt, e.g. `salus-host:~# `; escape sequences the
+    /// shell sends after it are ignored). Nothing follows a prompt until
+    /// input comes, so this fails if the console holds back a partial line.
+    pub fn wait_for_prompt(&mut self, timeout: Duration) -> Result<(), String> {
+        let end = Instant::now() + timeout;
+        loop {
+            if ends_with_prompt(&self.console()) {
+                return Ok(());
+            }
+            if !self.running() {
+                return Err(format!(
+                    "QEMU exited before a prompt\n{}",
+                    self.describe(60)
+                ));
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "no shell prompt (a partial line) within {timeout:?}\n{}",
+                    self.describe(60)
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Types `text` on the serial console.
     pub fn send(&mut self, text: &str) -> io::Result<()> {
         let s = self.stdin.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
@@ -309,5 +358,19 @@ impl Drop for LinuxVm {
         if self.running() {
             self.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_with_prompt;
+
+    #[test]
+    fn prompt_detection() {
+        assert!(ends_with_prompt("boot\r\nsalus-host:~# \x1b[6n"));
+        assert!(ends_with_prompt("x\n~ # "));
+        assert!(!ends_with_prompt("salus-host:~# echo hi\r\n"));
+        assert!(!ends_with_prompt("salus-host:~# ls"));
+        assert!(!ends_with_prompt("# comment without blank"));
     }
 }

@@ -10,6 +10,9 @@ use vm_fdt::FdtWriter;
 use crate::isa::{is_hypervisor_only, IsaString};
 use crate::{CpuInfo, Error, ImsicInfo, MachineInfo};
 
+/// FIFO depth the host's (emulated) UART advertises.
+const HOST_UART_FIFO: u32 = 64;
+
 /// A UART given to the host (polled: no `interrupts` property).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostUart {
@@ -172,6 +175,10 @@ impl<'a> HostFdtBuilder<'a> {
             .or(info.bootargs.as_deref());
         if let Some(b) = bootargs {
             w.property_string("bootargs", b)?;
+        }
+        // Without it Linux's crng waits (seconds) for entropy of its own.
+        if let Some(seed) = &info.rng_seed {
+            w.property("rng-seed", seed)?;
         }
         if let Some(initrd) = &info.initrd {
             w.property_u64("linux,initrd-start", initrd.range.start.bits())?;
@@ -336,6 +343,10 @@ impl<'a> HostFdtBuilder<'a> {
             if let Some(d) = p.pci_domain {
                 w.property_u32("linux,pci-domain", d)?;
             }
+            // MSI-only: no `interrupt-map`, so no INTx. `#interrupt-cells`
+            // makes that Linux's "no interrupt-map found" (INTx not
+            // available) instead of an error for every device with a pin.
+            w.property_u32("#interrupt-cells", 1)?;
             if let (Some(ph), Some(_)) = (imsic_phandle, p.msi_parent) {
                 w.property_u32("msi-parent", ph)?;
             }
@@ -347,6 +358,10 @@ impl<'a> HostFdtBuilder<'a> {
             w.property_string("compatible", "ns16550a")?;
             w.property_array_u64("reg", &[u.base.bits(), u.size])?;
             w.property_u32("clock-frequency", u.clock_frequency)?;
+            // Salus emulates it and sends each byte at once: a deep FIFO
+            // lets Linux's polled 8250 write a whole line per kick.
+            w.property_u32("fifo-size", HOST_UART_FIFO)?;
+            w.property_u32("tx-threshold", 0)?;
             w.end_node(n)?;
         }
         w.end_node(soc)?;

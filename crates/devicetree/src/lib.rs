@@ -254,6 +254,9 @@ pub struct MachineInfo {
     pub bootargs: Option<String>,
     /// `/chosen/stdout-path`.
     pub stdout_path: Option<String>,
+    /// `/chosen/rng-seed`: the firmware's boot entropy, handed on to the
+    /// host (Salus itself does not use it).
+    pub rng_seed: Option<Vec<u8>>,
     /// All guest-loader modules, in tree order.
     pub modules: Vec<Module>,
     /// The first `multiboot,kernel` module.

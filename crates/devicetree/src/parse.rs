@@ -231,6 +231,9 @@ impl Parser {
                 "chosen" => {
                     self.info.bootargs = prop_str(node, "bootargs")?;
                     self.info.stdout_path = prop_str(node, "stdout-path")?;
+                    self.info.rng_seed = prop(node, "rng-seed")
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.to_vec());
                     child_ctx = Ctx::Chosen;
                 }
                 _ => {}

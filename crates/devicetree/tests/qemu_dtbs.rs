@@ -541,3 +541,49 @@ fn dump_sample_host_dtb() {
         std::fs::write(path, build_host_fdt(&m, &cfg).unwrap()).unwrap();
     }
 }
+
+#[test]
+fn rng_seed_reaches_the_host() {
+    let m = parse(VIRT2);
+    // QEMU puts 32 fresh bytes in every tree it makes.
+    let seed = m.rng_seed.clone().expect("QEMU's /chosen/rng-seed");
+    assert_eq!(seed.len(), 32);
+    let dtb = build_host_fdt(&m, &config()).unwrap();
+    let f = fdt::Fdt::new(&dtb).unwrap();
+    let chosen = f.find_node("/chosen").unwrap();
+    assert_eq!(
+        chosen.property("rng-seed").map(|p| p.value),
+        Some(&seed[..])
+    );
+    assert_eq!(parse(&dtb).rng_seed, Some(seed));
+    // No seed in, none out.
+    let m = MachineInfo {
+        rng_seed: None,
+        ..m
+    };
+    let dtb = build_host_fdt(&m, &config()).unwrap();
+    let f = fdt::Fdt::new(&dtb).unwrap();
+    assert!(f
+        .find_node("/chosen")
+        .unwrap()
+        .property("rng-seed")
+        .is_none());
+}
+
+#[test]
+fn host_pci_is_msi_only_without_intx_errors() {
+    let m = parse(AIA);
+    let cfg = HostFdtConfig {
+        imsic: true,
+        pci: true,
+        ..config()
+    };
+    let dtb = build_host_fdt(&m, &cfg).unwrap();
+    let f = fdt::Fdt::new(&dtb).unwrap();
+    let pci = f.find_compatible(&["pci-host-ecam-generic"]).unwrap();
+    // Linux's INTx lookup needs #interrupt-cells to say "no map" rather
+    // than fail; no interrupt-map: MSI only.
+    assert_eq!(prop_u64(pci, "#interrupt-cells"), Some(1));
+    assert!(pci.property("interrupt-map").is_none());
+    assert!(pci.property("msi-parent").is_some());
+}

@@ -9,6 +9,9 @@ const RBR_THR: usize = 0;
 const LSR: usize = 5;
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_THR_EMPTY: u8 = 1 << 5;
+const LSR_TX_EMPTY: u8 = 1 << 6;
+/// Polls of LSR before `drain` gives up on a stuck transmitter.
+const DRAIN_SPINS: u32 = 1_000_000;
 
 impl Ns16550 {
     /// # Safety
@@ -33,6 +36,16 @@ impl Ns16550 {
             core::hint::spin_loop();
         }
         self.write_reg(RBR_THR, b);
+    }
+
+    /// Waits (bounded) until the transmitter is empty: the last byte left.
+    pub fn drain(&self) {
+        for _ in 0..DRAIN_SPINS {
+            if self.read_reg(LSR) & LSR_TX_EMPTY != 0 {
+                return;
+            }
+            core::hint::spin_loop();
+        }
     }
 
     /// A received byte, if one is waiting.

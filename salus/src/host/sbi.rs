@@ -244,6 +244,8 @@ fn system_reset(kind: u64, reason: u64) -> SbiResult {
     };
     crate::host::stats::report();
     crate::info!("host requested {} (reason {})", what, reason);
+    // Before the test finisher too: it ends QEMU at once.
+    console::drain();
     if kind == srst::RESET_TYPE_SHUTDOWN && reason == srst::RESET_REASON_SYSTEM_FAILURE {
         // Make the failure visible as QEMU's exit status.
         crate::drivers::test_finisher::fail(1);

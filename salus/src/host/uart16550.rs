@@ -7,9 +7,23 @@
 //! reports the would-be interrupt sources IER enables, because that is what
 //! the polled driver looks at.
 //!
+//! "THR empty" is raised by a transmit, not by enabling it in IER. Linux
+//! tests exactly that at startup (write IER.THRI, read IIR) and, seeing no
+//! interrupt, sets `UART_BUG_TXEN`: then the driver's `start_tx` sends the
+//! first FIFO load at once, in the writer's context, instead of waiting for
+//! its next poll tick. Without it, whatever a process wrote just before
+//! `poweroff -f` was still in the guest's tty buffer when the machine
+//! stopped. The host's device tree also gives the UART a deep FIFO
+//! (`fifo-size`, `tx-threshold`): a transmit here is instant, so a 64-byte
+//! load costs nothing and one `start_tx` covers a whole line.
+//!
 //! Output: bytes are collected per hart and written to the real console as
-//! whole lines (or when the buffer fills, or on the driver's next poll), so
-//! a `salus:` line never lands in the middle of a host line. Input: the
+//! whole lines, so a `salus:` line never lands in the middle of a host line.
+//! A partial line (a shell prompt) is written out when the driver polls
+//! (its IIR read, every few ms while the port is open), when any access to
+//! the UART finds it older than [`PARTIAL_TICKS`], when the buffer fills,
+//! and before Salus stops the machine ([`flush`]). That needs no timer of
+//! Salus's own: the polled driver's tick already traps here. Input: the
 //! real UART is polled when the host looks at LSR/IIR/RBR.
 
 use crate::arch::entry::MAX_HARTS;
@@ -43,8 +57,14 @@ const MSR_READY: u8 = 0xb0;
 /// Bytes a hart may buffer before its partial line is written anyway.
 const LINE_MAX: usize = 160;
 
+/// Age (in `time` ticks: 10 ms at QEMU virt's 10 MHz timebase) after which
+/// a partial line goes out on the next access to the UART.
+const PARTIAL_TICKS: u64 = 100_000;
+
 struct LineBuf {
     len: usize,
+    /// `time` when the first buffered byte came.
+    since: u64,
     buf: [u8; LINE_MAX],
 }
 
@@ -52,6 +72,7 @@ impl LineBuf {
     const fn new() -> Self {
         LineBuf {
             len: 0,
+            since: 0,
             buf: [0; LINE_MAX],
         }
     }
@@ -61,7 +82,16 @@ impl LineBuf {
             self.len = 0;
         }
     }
-    fn push(&mut self, b: u8) {
+    /// Writes the partial line out if it has waited `PARTIAL_TICKS`.
+    fn flush_if_older(&mut self, now: u64) {
+        if self.len != 0 && now.wrapping_sub(self.since) >= PARTIAL_TICKS {
+            self.flush();
+        }
+    }
+    fn push(&mut self, b: u8, now: u64) {
+        if self.len == 0 {
+            self.since = now;
+        }
         self.buf[self.len] = b;
         self.len += 1;
         if b == b'\n' || self.len == LINE_MAX {
@@ -125,6 +155,11 @@ impl Uart {
         self.lines.iter_mut().for_each(LineBuf::flush);
     }
 
+    fn flush_old(&mut self) {
+        let now = crate::arch::time();
+        self.lines.iter_mut().for_each(|l| l.flush_if_older(now));
+    }
+
     fn read(&mut self, off: u64) -> u8 {
         let dlab = self.lcr & LCR_DLAB != 0;
         match off {
@@ -183,19 +218,14 @@ impl Uart {
                 if self.mcr & MCR_LOOP != 0 {
                     self.rx = Some(v);
                 } else if let Some(l) = self.lines.get_mut(hart) {
-                    l.push(v);
+                    l.push(v, crate::arch::time());
                 }
                 // Transmitted at once: THR is empty again.
                 self.thri = true;
             }
             IER_DLM if dlab => self.dlm = v,
-            IER_DLM => {
-                let v = v & 0x0f;
-                if v & IER_THRI != 0 && self.ier & IER_THRI == 0 {
-                    self.thri = true;
-                }
-                self.ier = v;
-            }
+            // Enabling THRI raises nothing (see the module comment).
+            IER_DLM => self.ier = v & 0x0f,
             IIR_FCR => {
                 self.fcr = v & (FCR_FIFO_ENABLE | 0xc0);
                 if v & 0x02 != 0 {
@@ -213,16 +243,32 @@ impl Uart {
 /// A host load of the register at `gpa` (the byte at that offset).
 pub fn read(gpa: u64) -> u64 {
     let off = gpa - WINDOW.get().map_or(0, |w| w.0);
-    UART.lock().read(off) as u64
+    let mut u = UART.lock();
+    u.flush_old();
+    u.read(off) as u64
 }
 
 /// A host store to the register at `gpa` (its low byte) from `hart`.
 pub fn write(hart: usize, gpa: u64, value: u64) {
     let off = gpa - WINDOW.get().map_or(0, |w| w.0);
-    UART.lock().write(hart, off, value as u8)
+    let mut u = UART.lock();
+    u.flush_old();
+    u.write(hart, off, value as u8)
 }
 
 /// Writes out every buffered partial line (e.g. before Salus stops).
 pub fn flush() {
     UART.lock().flush_all();
+}
+
+/// [`flush`] for the way down: gives up (bounded spin) if a hart died
+/// holding the lock rather than hanging the shutdown.
+pub fn drain() {
+    for _ in 0..1_000_000 {
+        if let Some(mut u) = UART.try_lock() {
+            u.flush_all();
+            return;
+        }
+        core::hint::spin_loop();
+    }
 }
