@@ -150,22 +150,13 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         host_vgein = 1;
     }
 
-    let mut henvcfg = 0;
-    if isa.contains(IsaExtensions::SSTC) {
-        henvcfg |= bits::HENVCFG_STCE;
-    }
-    if isa.contains(IsaExtensions::SVADU) {
-        henvcfg |= bits::HENVCFG_ADUE;
-    }
-    if isa.contains(IsaExtensions::SVPBMT) {
-        henvcfg |= bits::HENVCFG_PBMTE;
-    }
-    if isa.contains(IsaExtensions::ZICBOM) {
-        henvcfg |= bits::HENVCFG_CBIE_INV | bits::HENVCFG_CBCFE;
-    }
-    if isa.contains(IsaExtensions::ZICBOZ) {
-        henvcfg |= bits::HENVCFG_CBZE;
-    }
+    let henvcfg = hw_policy::host_henvcfg(hw_policy::EnvFeatures {
+        sstc: isa.contains(IsaExtensions::SSTC),
+        svadu: isa.contains(IsaExtensions::SVADU),
+        svpbmt: isa.contains(IsaExtensions::SVPBMT),
+        zicbom: isa.contains(IsaExtensions::ZICBOM),
+        zicboz: isa.contains(IsaExtensions::ZICBOZ),
+    });
     // PCI behind the IOMMU (maps ECAM and the windows into the host's
     // stage-2 when the host gets them).
     let opts = crate::host::cmdline::parse(&info);
@@ -197,6 +188,11 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
             0
         },
         henvcfg,
+        cbom_block: if isa.contains(IsaExtensions::ZICBOM) {
+            cbom_block(&info)
+        } else {
+            0
+        },
         host_hgatp: gstage.hgatp(0),
         host_vgein,
         mvendorid: sbi_call::base_value(4),
@@ -281,6 +277,19 @@ fn host_fdt_config(
         imsic,
         ..Default::default()
     }
+}
+
+/// The smallest cache-block size any hart reports (64 when none does):
+/// flushing in smaller steps than the real block is only slower.
+fn cbom_block(info: &MachineInfo) -> u64 {
+    let min = info
+        .cpus
+        .iter()
+        .filter_map(|c| c.cbom_block_size)
+        .filter(|b| b.is_power_of_two() && *b >= 8)
+        .min()
+        .unwrap_or(64);
+    min as u64
 }
 
 /// Sv48x4 when the hart has it, else Sv39x4 (hgatp.MODE is WARL).

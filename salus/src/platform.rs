@@ -14,6 +14,8 @@ pub struct Platform {
     /// Bytes per vector register (0 without V).
     pub vlenb: u64,
     pub henvcfg: u64,
+    /// Zicbom cache-block size in bytes (a power of two), 0 without Zicbom.
+    pub cbom_block: u64,
     /// hgatp of the host's stage-2 table.
     pub host_hgatp: u64,
     /// hstatus.VGEIN for the host (0 without an IMSIC guest file).

@@ -71,13 +71,6 @@ pub mod bits {
     pub const IRQ_S_EXT: u64 = 9;
     pub const IRQ_VS_EXT: u64 = 10;
 
-    pub const HENVCFG_FIOM: u64 = 1 << 0;
-    pub const HENVCFG_CBIE_INV: u64 = 3 << 4;
-    pub const HENVCFG_CBCFE: u64 = 1 << 6;
-    pub const HENVCFG_CBZE: u64 = 1 << 7;
-    pub const HENVCFG_ADUE: u64 = 1 << 61;
-    pub const HENVCFG_PBMTE: u64 = 1 << 62;
-    pub const HENVCFG_STCE: u64 = 1 << 63;
 }
 
 /// Reads a CSR by number.

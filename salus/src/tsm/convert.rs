@@ -172,7 +172,7 @@ pub fn reclaim_pages(base: u64, n: u64) -> CoveResult {
     let gstage = gstage.as_mut().ok_or(FAILED)?;
     let mut map = memory::page_map().lock();
     map.reclaim_begin(range).map_err(|_| INVALID_ADDRESS)?;
-    phys::zero(range.start, range.len);
+    phys::scrub(range.start, range.len);
     if gstage
         .map_range(
             &mut HypTableMemory,

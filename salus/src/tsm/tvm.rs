@@ -401,7 +401,7 @@ fn release_pages(id: TvmId) {
     map.release_tvm(id);
     let released: alloc::vec::Vec<HostPhysAddr> = map.pages_in_state(PageState::Released).collect();
     for pa in released {
-        phys::zero(pa, PAGE_SIZE);
+        phys::scrub(pa, PAGE_SIZE);
         let r = HostRange::new(pa, PAGE_SIZE).unwrap();
         map.scrub_complete(r).expect("released just above");
     }
@@ -588,7 +588,7 @@ fn unassign(id: TvmId, range: HostRange) {
     let mut map = memory::page_map().lock();
     map.release_from_tvm(range, id)
         .expect("assigned in this call");
-    phys::zero(range.start, range.len);
+    phys::scrub(range.start, range.len);
     map.scrub_complete(range).expect("released just above");
 }
 
@@ -843,7 +843,7 @@ pub fn remove_pages(_me: usize, id: u64, gpa: u64, len: u64) -> CoveResult {
             map.unshare_from_tvm(r, tvm.id).map_err(|_| FAILED)?;
         } else {
             map.release_from_tvm(r, tvm.id).map_err(|_| FAILED)?;
-            phys::zero(r.start, r.len);
+            phys::scrub(r.start, r.len);
             map.scrub_complete(r).map_err(|_| FAILED)?;
         }
     }
