@@ -1,6 +1,203 @@
 //! Attacks through state the hardware keeps for the guest.
 
-use crate::platform::Platform;
-use crate::tee::tests::Ctx;
+use core::arch::asm;
 
-pub fn run(_p: &Platform, _cx: &mut Ctx) {}
+use cove_abi::{CovhFunction, EID_COVH};
+use sbi_abi::SbiRet;
+
+use crate::platform::Platform;
+use crate::tee::tests::{convert, reclaim_check, tiny_pages, tiny_tvm, Arena, Ctx};
+use crate::tee::*;
+use crate::tests::{run_one, T};
+
+macro_rules! check {
+    ($t:expr, $cond:expr, $($arg:tt)*) => {
+        $t.check($cond, format_args!($($arg)*))
+    };
+}
+
+pub fn run(p: &Platform, cx: &mut Ctx) {
+    run_one("attack_hw_vstart", p, |t, p| test_vstart(t, p, cx));
+}
+
+/// A finalized TVM whose first instruction faults (`ld a0, 0(zero);
+/// j .-4`): every run is one entry and one exit (a load guest page fault at
+/// GPA 0), cheap and deterministic.
+struct Faulter {
+    id: u64,
+    base: u64,
+    need: u64,
+    mark: Mark,
+}
+
+fn faulter(t: &mut T, p: &Platform, cx: &mut Ctx) -> Option<Faulter> {
+    let mark = cx.pool.mark();
+    let need = tiny_pages(&cx.info) + 4;
+    let base = cx.pool.alloc(need * PAGE, SIZE_2M)?;
+    let params = cx.pool.alloc(PAGE, PAGE)?;
+    let src = cx.pool.alloc(PAGE, PAGE)?;
+    wr(src, 0xffdf_f06f_0000_3503);
+    if !convert(t, p, cx, base, need) {
+        cx.pool.reset(mark);
+        return None;
+    }
+    let mut ar = Arena::new(base, need);
+    let f = Faulter {
+        id: 0,
+        base,
+        need,
+        mark,
+    };
+    let Some(tv) = tiny_tvm(t, cx, &mut ar, params) else {
+        drop_faulter(t, cx, f);
+        return None;
+    };
+    let f = Faulter { id: tv.id, ..f };
+    let g = 0x8000_0000;
+    let dest = ar.take(1, PAGE);
+    let ok = add_measured_pages(f.id, src, dest, 0, 1, g).error == OK
+        && finalize_tvm(f.id, g, 0, 0).error == OK
+        && nacl_setup_here(boot_slot(p), false) == OK;
+    check!(t, ok, "could not build and finalize the faulting TVM");
+    if !ok {
+        drop_faulter(t, cx, f);
+        return None;
+    }
+    Some(f)
+}
+
+fn drop_faulter(t: &mut T, cx: &mut Ctx, f: Faulter) {
+    if f.id != 0 {
+        let r = destroy_tvm(f.id);
+        check!(t, r.error == OK, "destroy_tvm: error {}", r.error);
+    }
+    reclaim_check(t, f.base, f.need);
+    cx.pool.reset(f.mark);
+}
+
+/// The host's vector registers and `vstart` around one run_tvm_vcpu.
+struct VecRun {
+    v_in: [u64; REGCHECK_VBYTES / 8],
+    v_out: [u64; REGCHECK_VBYTES / 8],
+}
+
+/// Loads v0..v31 from `vr.v_in`, sets `vstart` to `vstart`, calls
+/// run_tvm_vcpu, then reads `vstart` and stores v0..v31 to `vr.v_out`
+/// (with `vstart` zeroed first so the store itself skips nothing). Returns
+/// the call's result and the `vstart` seen after it.
+fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64) {
+    let error: i64;
+    let value: u64;
+    let vstart_out: u64;
+    let sstatus: u64;
+    // SAFETY: V is present (the caller checked); the whole-register moves
+    // touch only `vr`'s buffers (32 * vlenb bytes, vlenb <= 256 checked by
+    // the caller); the ecall returns like any other (a0/a1 change);
+    // interrupts are off meanwhile. Rust never keeps values in v registers.
+    unsafe {
+        asm!(
+            "csrrci {ss}, sstatus, 2",
+            ".option push",
+            ".option arch, +v",
+            "csrw vstart, zero",
+            "csrr {t}, vlenb",
+            "slli {t}, {t}, 3",
+            "mv {q}, {vin}",
+            "vl8re8.v v0, ({q})",
+            "add {q}, {q}, {t}",
+            "vl8re8.v v8, ({q})",
+            "add {q}, {q}, {t}",
+            "vl8re8.v v16, ({q})",
+            "add {q}, {q}, {t}",
+            "vl8re8.v v24, ({q})",
+            "csrw vstart, {vs}",
+            "ecall",
+            "csrr {vso}, vstart",
+            "csrw vstart, zero",
+            "csrr {t}, vlenb",
+            "slli {t}, {t}, 3",
+            "mv {q}, {vout}",
+            "vs8r.v v0, ({q})",
+            "add {q}, {q}, {t}",
+            "vs8r.v v8, ({q})",
+            "add {q}, {q}, {t}",
+            "vs8r.v v16, ({q})",
+            "add {q}, {q}, {t}",
+            "vs8r.v v24, ({q})",
+            ".option pop",
+            vin = in(reg) vr.v_in.as_ptr(),
+            vout = in(reg) vr.v_out.as_mut_ptr(),
+            vs = in(reg) vstart,
+            vso = out(reg) vstart_out,
+            ss = out(reg) sstatus,
+            t = out(reg) _,
+            q = out(reg) _,
+            inlateout("a0") id => error,
+            inlateout("a1") 0u64 => value,
+            in("a6") CovhFunction::RunTvmVcpu.fid(),
+            in("a7") EID_COVH,
+            options(nostack),
+        );
+    }
+    if sstatus & 2 != 0 {
+        crate::arch::interrupts_enable();
+    }
+    (SbiRet { error, value }, vstart_out)
+}
+
+/// Finding 6: the whole-register moves Salus uses to switch vector state
+/// honour `vstart`. A host that leaves `vstart` non-zero across
+/// run_tvm_vcpu made Salus skip the first elements of its save (the host
+/// got stale bytes back) and of the TVM's restore (the TVM ran with the
+/// host's bytes in v0). The host's registers and `vstart` must come back
+/// exactly.
+fn test_vstart(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    let vlenb = if p.has_v { crate::arch::read_vlenb() } else { 0 };
+    if vlenb == 0 || vlenb > 256 {
+        t.note(format_args!("skipped: no V (or VLEN > 2048)"));
+        return;
+    }
+    let Some(f) = faulter(t, p, cx) else {
+        return;
+    };
+    let words = (32 * vlenb / 8) as usize;
+    let mut vr = VecRun {
+        v_in: [0; REGCHECK_VBYTES / 8],
+        v_out: [0; REGCHECK_VBYTES / 8],
+    };
+    // vstart is WARL up to VLMAX-1 of e8/m8; small values always stick.
+    for (round, vstart) in [(1u64, 0u64), (2, 24), (3, 5), (4, 24)] {
+        // A fresh pattern each round, so stale saved bytes never match.
+        let mut x = round.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for w in vr.v_in[..words].iter_mut() {
+            x = x.rotate_left(13) ^ 0xd1b5_4a32_d192_ed03;
+            *w = x;
+        }
+        let (r, vs_out) = run_with_vstart(f.id, &mut vr, vstart);
+        if !check!(
+            t,
+            r.error == OK,
+            "round {round}: run_tvm_vcpu error {}",
+            r.error
+        ) {
+            break;
+        }
+        check!(
+            t,
+            vs_out == vstart,
+            "round {round}: vstart {vs_out} after the run, want {vstart}"
+        );
+        if let Some(i) = (0..words).find(|&i| vr.v_out[i] != vr.v_in[i]) {
+            check!(
+                t,
+                false,
+                "round {round} (vstart {vstart}): host vector byte {} changed across run_tvm_vcpu: {:#x}, want {:#x}",
+                i * 8,
+                vr.v_out[i],
+                vr.v_in[i]
+            );
+            break;
+        }
+    }
+    drop_faulter(t, cx, f);
+}
