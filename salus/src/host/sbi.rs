@@ -249,6 +249,8 @@ fn suspend(
 ) -> Result<HsmDone, SbiError> {
     const RETENTIVE: u64 = hsm::suspend_type::RETENTIVE as u64;
     const NON_RETENTIVE: u64 = hsm::suspend_type::NON_RETENTIVE as u64;
+    // suspend_type is uint32: bits 63..32 are ignored.
+    let kind = kind & 0xffff_ffff;
     if kind != RETENTIVE && kind != NON_RETENTIVE {
         return Err(SbiError::InvalidParam);
     }
@@ -269,8 +271,8 @@ fn suspend(
 }
 
 fn system_reset(kind: u64, reason: u64) -> SbiResult {
-    let kind = u32::try_from(kind).map_err(|_| SbiError::InvalidParam)?;
-    let reason = u32::try_from(reason).map_err(|_| SbiError::InvalidParam)?;
+    // uint32 parameters: on RV64 the upper halves are ignored.
+    let (kind, reason) = (kind as u32, reason as u32);
     match kind {
         srst::RESET_TYPE_SHUTDOWN | srst::RESET_TYPE_COLD_REBOOT | srst::RESET_TYPE_WARM_REBOOT => {
         }
