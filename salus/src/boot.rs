@@ -110,7 +110,10 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     }
 
     // The host's stage-2 table.
+    let opts = crate::host::cmdline::parse(&info);
     let mode = probe_gstage_mode();
+    let vmid_bits = probe_vmid_bits(mode).min(opts.vmid_bits.unwrap_or(u32::MAX));
+    let vmid_shared = hw_policy::vmids_shared(vmid_bits, crate::tsm::tvm::MAX_TVMS);
     let mut mem = HypTableMemory;
     let mut gstage = match GStageTable::new(&mut mem, mode) {
         Ok(t) => t,
@@ -159,7 +162,6 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     });
     // PCI behind the IOMMU (maps ECAM and the windows into the host's
     // stage-2 when the host gets them).
-    let opts = crate::host::cmdline::parse(&info);
     if opts.check {
         crate::tsm::enable_deep_checks();
     }
@@ -193,6 +195,8 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         } else {
             0
         },
+        vmid_bits,
+        vmid_shared,
         host_hgatp: gstage.hgatp(0),
         host_vgein,
         mvendorid: sbi_call::base_value(4),
@@ -232,6 +236,15 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         fatal!("no room for the host device tree at {:#x}", host_fdt_addr);
     }
     phys::copy_to(HostPhysAddr::new(host_fdt_addr), &host_dtb);
+    info!(
+        "VMID: {} bits{}",
+        vmid_bits,
+        if vmid_shared {
+            ", too few for every TVM: TVMs share VMID 0, TLB fence on every switch"
+        } else {
+            ""
+        }
+    );
     info!(
         "host: kernel at {:#x} ({} KiB), device tree at {:#x} ({} bytes), stage-2 {:?}",
         kernel.start.bits(),
@@ -302,6 +315,17 @@ fn probe_gstage_mode() -> GStageMode {
     } else {
         GStageMode::Sv39x4
     }
+}
+
+/// VMIDLEN: write all ones to hgatp.VMID (with a supported MODE, or the
+/// whole write would be ignored) and count the bits that stick.
+fn probe_vmid_bits(mode: GStageMode) -> u32 {
+    let ones = ((1u64 << hw_policy::HGATP_VMID_MAX_BITS) - 1) << hw_policy::HGATP_VMID_SHIFT;
+    csr::write!(num::HGATP, (mode.hgatp_mode() << 60) | ones);
+    let got = csr::read!(num::HGATP);
+    csr::write!(num::HGATP, 0);
+    crate::arch::hfence_gvma_all();
+    hw_policy::vmid_bits(got)
 }
 
 /// Per-hart hypervisor CSRs: trap vector, delegation, counters, the host's

@@ -54,3 +54,36 @@ pub fn host_henvcfg(f: EnvFeatures) -> u64 {
     }
     v
 }
+
+/// `hgatp.VMID` occupies bits 57:44 on RV64 (VMIDLEN <= 14).
+pub const HGATP_VMID_SHIFT: u32 = 44;
+pub const HGATP_VMID_MAX_BITS: u32 = 14;
+
+/// VMIDLEN from `hgatp` read back after writing all ones to its VMID field
+/// (the implemented bits are the low ones; the rest read as zero).
+pub fn vmid_bits(hgatp_readback: u64) -> u32 {
+    let field = (hgatp_readback >> HGATP_VMID_SHIFT) & ((1 << HGATP_VMID_MAX_BITS) - 1);
+    field.trailing_ones()
+}
+
+/// The VMID for the TVM in `slot` (of `max_tvms`), given VMIDLEN, and
+/// whether switching `hgatp` to or from it needs a full TLB fence.
+///
+/// The host is VMID 0 and TVM slots get `slot + 1`, but only when VMIDLEN
+/// gives every slot and the host distinct tags. Otherwise every TVM runs as
+/// VMID 0 and each switch fences: TVMs and the host must never share TLB
+/// entries, and a wrapped VMID would alias some other VM's.
+pub fn vmid_for(slot: usize, vmid_bits: u32, max_tvms: usize) -> (u16, bool) {
+    let bits = vmid_bits.min(HGATP_VMID_MAX_BITS);
+    let distinct = (max_tvms as u64) < (1u64 << bits);
+    if distinct && slot < max_tvms {
+        ((slot + 1) as u16, false)
+    } else {
+        (0, true)
+    }
+}
+
+/// Whether `vmid_for` gives TVMs the shared VMID 0 (fence on every switch).
+pub fn vmids_shared(vmid_bits: u32, max_tvms: usize) -> bool {
+    vmid_for(0, vmid_bits, max_tvms).1
+}
