@@ -313,13 +313,16 @@ fn msi_table(info: &MachineInfo, iommu: &mut HostIommu) -> Option<MsiRedirect> {
 
 /// The host's G-stage lost (or changed) mappings: devices must not keep
 /// cached translations. IOTINVAL.GVMA for the host's GSCID + IOFENCE.C;
-/// a no-op without an IOMMU.
-pub fn host_gstage_changed() {
+/// a no-op without an IOMMU. An error means devices may still use the old
+/// translations.
+pub fn host_gstage_changed() -> Result<(), riscv_iommu::Error> {
     if let Some(iommu) = IOMMU.lock().as_mut() {
         if let Err(e) = iommu.invalidate_gstage(HOST_GSCID) {
             info!("iommu: G-stage invalidation failed: {:?}", e);
+            return Err(e);
         }
     }
+    Ok(())
 }
 
 /// Starts the periodic fault-queue drain on this hart (with Sstc, Salus's
