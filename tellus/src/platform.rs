@@ -86,6 +86,9 @@ pub struct Platform {
     pub has_zknh: bool,
     /// `fuzz` in bootargs: randomized COVH sequences (`seed=N`, `iters=N`).
     pub fuzz: bool,
+    /// `attack-reboot` in bootargs: only the reboot attack (TVM secret
+    /// across a warm reset), see `attack::hw::reboot_scenario`.
+    pub attack_reboot: bool,
     pub seed: u64,
     pub fuzz_iters: u64,
 }
@@ -165,6 +168,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         bench: false,
         skip_oob_dbcn: false,
         fail_selftest: false,
+        attack_reboot: false,
         has_zknh: false,
         fuzz: false,
         seed: 1,
@@ -269,6 +273,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         p.fail_selftest = args.split_whitespace().any(|w| w == "fail-selftest");
         for w in args.split_whitespace() {
             p.fuzz |= w == "fuzz";
+            p.attack_reboot |= w == "attack-reboot";
             if let Some(v) = w.strip_prefix("seed=").and_then(|v| v.parse().ok()) {
                 p.seed = v;
             }

@@ -201,3 +201,164 @@ fn test_vstart(t: &mut T, p: &Platform, cx: &mut Ctx) {
     }
     drop_faulter(t, cx, f);
 }
+
+// ---- reboot: TVM memory across a warm reset ---------------------------------
+
+const MARKER_MAGIC: u64 = 0x7265_626f_6f74_3136; // "reboot16"
+const SECRET_PAGES: u64 = 4;
+
+/// The page that carries what the first boot learned to the second: the
+/// last page of host RAM (tellus's pool allocates from the bottom).
+fn marker(p: &Platform) -> u64 {
+    p.ram_end() - PAGE
+}
+
+/// The secret's rule: each word follows from the previous one. The seed
+/// comes from `time`, so the words exist in no image and are recognised
+/// by the relation, not by value; zeroed memory never satisfies it.
+fn next_word(x: u64) -> u64 {
+    x.rotate_left(7) ^ 0x9e37_79b9_7f4a_7c15
+}
+
+/// Words of the page at `a` that follow the secret's rule from the word
+/// before them.
+fn secret_hits(a: u64) -> u64 {
+    let mut hits = 0;
+    let mut prev = rd(a);
+    let mut off = 8;
+    while off < PAGE {
+        let w = rd(a + off);
+        if w == next_word(prev) {
+            hits += 1;
+        }
+        prev = w;
+        off += 8;
+    }
+    hits
+}
+
+/// Finding 16 (run with bootarg `attack-reboot`, QEMU keeps RAM across a
+/// warm reset). First boot: a TVM gets a secret in measured pages, their
+/// addresses go to the marker page, and the host asks for a warm reboot
+/// (type and reason with junk above bit 31: uint32 in the spec). Second
+/// boot: the host reads the recorded pages, and the whole range the TVM
+/// was built from, looking for the secret.
+pub fn reboot_scenario(p: &Platform) {
+    let m = marker(p);
+    if rd(m) == MARKER_MAGIC {
+        run_one("attack_hw_reboot_scrub", p, |t, _| reboot_check(t, m));
+        return;
+    }
+    let Some(mut cx) = crate::tee::tests::setup(p) else {
+        run_one("attack_hw_reboot_scrub", p, |t, _| {
+            check!(t, false, "COVH not available");
+        });
+        return;
+    };
+    let mut ok = false;
+    run_one("attack_hw_reboot_plant", p, |t, p| {
+        ok = reboot_plant(t, p, &mut cx, m);
+    });
+    if !ok {
+        return;
+    }
+    const JUNK: u64 = 0xdead_beef << 32;
+    let r = crate::sbi::call(
+        crate::sbi::EID_SRST,
+        0,
+        [
+            JUNK | sbi_abi::srst::RESET_TYPE_WARM_REBOOT as u64,
+            JUNK | sbi_abi::srst::RESET_REASON_NO_REASON as u64,
+            0,
+            0,
+            0,
+            0,
+        ],
+    );
+    wr(m, 0);
+    run_one("attack_hw_reboot_scrub", p, |t, _| {
+        check!(t, false, "warm reboot refused: error {}", r.error);
+    });
+}
+
+fn reboot_plant(t: &mut T, p: &Platform, cx: &mut Ctx, m: u64) -> bool {
+    check!(
+        t,
+        host_page_ok(m),
+        "marker page {m:#x} is not host memory"
+    );
+    // A TVM whose measured pages hold the secret (its "image").
+    let need = tiny_pages(&cx.info) + SECRET_PAGES + 4;
+    let (Some(base), Some(params), Some(src)) = (
+        cx.pool.alloc(need * PAGE, SIZE_2M),
+        cx.pool.alloc(PAGE, PAGE),
+        cx.pool.alloc(SECRET_PAGES * PAGE, PAGE),
+    ) else {
+        check!(t, false, "pool exhausted");
+        return false;
+    };
+    let mut x = crate::arch::read_time().wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let mut off = 0;
+    while off < SECRET_PAGES * PAGE {
+        wr(src + off, x);
+        x = next_word(x);
+        off += 8;
+    }
+    if !convert(t, p, cx, base, need) {
+        return false;
+    }
+    let mut ar = Arena::new(base, need);
+    let Some(tv) = tiny_tvm(t, cx, &mut ar, params) else {
+        return false;
+    };
+    let dest = ar.take(SECRET_PAGES, PAGE);
+    let g = 0x8000_0000;
+    let ok = add_measured_pages(tv.id, src, dest, 0, SECRET_PAGES, g).error == OK
+        && finalize_tvm(tv.id, g, 0, 0).error == OK;
+    if !check!(t, ok, "could not build the TVM holding the secret") {
+        return false;
+    }
+    // Only the TVM has the secret now.
+    zero(src, SECRET_PAGES * PAGE);
+    check!(
+        t,
+        try_read(dest).is_err(),
+        "the TVM's page {dest:#x} is readable by the host"
+    );
+    wr(m + 8, base);
+    wr(m + 16, need);
+    wr(m + 24, dest);
+    wr(m, MARKER_MAGIC);
+    t.note(format_args!(
+        "TVM {} holds a secret at {dest:#x} (+{SECRET_PAGES} pages); warm reboot",
+        tv.id
+    ));
+    t.fails == 0
+}
+
+fn reboot_check(t: &mut T, m: u64) {
+    let (base, need, dest) = (rd(m + 8), rd(m + 16), rd(m + 24));
+    wr(m, 0);
+    let mut found = 0;
+    let mut first = None;
+    for pg in 0..need.min(4096) {
+        let a = base + pg * PAGE;
+        if try_read(a).is_err() {
+            check!(t, false, "page {a:#x} of the old TVM is not host memory now");
+            return;
+        }
+        // A page of random words matches by chance about never; a few
+        // hits allow for coincidences in other data.
+        if secret_hits(a) > 64 {
+            found += 1;
+            first.get_or_insert(a);
+        }
+    }
+    check!(
+        t,
+        found == 0,
+        "the old TVM's secret survived the reboot in {found} page(s), first at {:#x} (planted at {dest:#x})",
+        first.unwrap_or(0)
+    );
+    t.note(format_args!("scanned {need} pages from {base:#x}"));
+}
