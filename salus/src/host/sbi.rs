@@ -287,6 +287,9 @@ fn system_reset(kind: u64, reason: u64) -> SbiResult {
         srst::RESET_TYPE_COLD_REBOOT => "cold reboot",
         _ => "warm reboot",
     };
+    // RAM survives a warm reset: no TVM page may reach the next host boot.
+    // A vCPU running elsewhere holds TVM state the TSM cannot clear now.
+    crate::tsm::reset::scrub_for_reset().map_err(|_| SbiError::Failed)?;
     crate::host::stats::report();
     crate::info!("host requested {} (reason {})", what, reason);
     if kind == srst::RESET_TYPE_SHUTDOWN && reason == srst::RESET_REASON_SYSTEM_FAILURE {

@@ -16,6 +16,7 @@
 
 pub mod convert;
 pub mod covg;
+pub mod reset;
 pub mod run;
 pub mod tvm;
 pub mod vcpu;
@@ -89,6 +90,9 @@ pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
     let Some(f) = CovhFunction::from_fid(fid as u64) else {
         return Err(CoveError::Sbi(SbiError::NotSupported));
     };
+    if reset::resetting() {
+        return Err(FAILED);
+    }
     let me = host.hartid;
     let r = match f {
         CovhFunction::GetTsmInfo => get_tsm_info(a[0], a[1]),

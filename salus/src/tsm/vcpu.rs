@@ -115,16 +115,30 @@ impl VcpuState {
 
     /// Claims the vCPU for this hart; false if it runs elsewhere.
     pub fn try_claim(&self) -> bool {
-        self.running
+        let ok = self
+            .running
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if ok {
+            RUNNING_VCPUS.fetch_add(1, Ordering::AcqRel);
+        }
+        ok
     }
 
     pub fn release(&self) {
-        self.running.store(false, Ordering::Release);
+        if self.running.swap(false, Ordering::AcqRel) {
+            RUNNING_VCPUS.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
     }
+}
+
+/// vCPUs claimed by some hart (running or about to), for the reset path.
+static RUNNING_VCPUS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+pub fn running_vcpus() -> usize {
+    RUNNING_VCPUS.load(Ordering::Acquire)
 }
