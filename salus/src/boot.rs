@@ -168,6 +168,10 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     if opts.bench {
         crate::host::stats::enable();
     }
+    if opts.no_htinst {
+        info!("salus.no_htinst: trapped MMIO instructions are read with HLVX");
+        crate::host::mmio::set_no_htinst(true);
+    }
     let host_pci = crate::host::pci::setup(
         &info,
         &mut gstage,

@@ -89,6 +89,11 @@ pub struct Platform {
     /// `attack-reboot` in bootargs: only the reboot attack (TVM secret
     /// across a warm reset), see `attack::hw::reboot_scenario`.
     pub attack_reboot: bool,
+    /// `salus.no_htinst` in bootargs: Salus reads trapped MMIO
+    /// instructions with HLVX.
+    pub no_htinst: bool,
+    /// The ns16550a Salus emulates for the host (0 if none).
+    pub uart: u64,
     pub seed: u64,
     pub fuzz_iters: u64,
 }
@@ -169,12 +174,21 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         skip_oob_dbcn: false,
         fail_selftest: false,
         attack_reboot: false,
+        no_htinst: false,
+        uart: 0,
         has_zknh: false,
         fuzz: false,
         seed: 1,
         fuzz_iters: 2000,
     };
 
+    if let Some(r) = fdt
+        .find_compatible(&["ns16550a"])
+        .and_then(|n| n.reg())
+        .and_then(|mut r| r.next())
+    {
+        p.uart = r.starting_address as u64;
+    }
     let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
     if let Some(tb) = cpus.property("timebase-frequency") {
         p.timebase = be_u64(tb.value).unwrap_or(0);
@@ -274,6 +288,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         for w in args.split_whitespace() {
             p.fuzz |= w == "fuzz";
             p.attack_reboot |= w == "attack-reboot";
+            p.no_htinst |= w == "salus.no_htinst";
             if let Some(v) = w.strip_prefix("seed=").and_then(|v| v.parse().ok()) {
                 p.seed = v;
             }

@@ -18,6 +18,7 @@ macro_rules! check {
 
 pub fn run(p: &Platform, cx: &mut Ctx) {
     run_one("attack_hw_vstart", p, |t, p| test_vstart(t, p, cx));
+    run_one("attack_hw_mmio_insn", p, test_mmio_insn);
 }
 
 /// A finalized TVM whose first instruction faults (`ld a0, 0(zero);
@@ -200,6 +201,44 @@ fn test_vstart(t: &mut T, p: &Platform, cx: &mut Ctx) {
         }
     }
     drop_faulter(t, cx, f);
+}
+
+/// Finding 10, the working path: the emulated UART's scratch register
+/// through byte stores and loads with different registers. With
+/// `salus.no_htinst` Salus reads each instruction with HLVX.
+fn test_mmio_insn(t: &mut T, p: &Platform) {
+    if p.uart == 0 {
+        t.note(format_args!("skipped: no ns16550a"));
+        return;
+    }
+    let scr = p.uart + 7;
+    for v in [0x5au64, 0xa5, 0x3c, 0] {
+        let (r1, r2): (u64, u64);
+        // SAFETY: the emulated UART's scratch register: Salus emulates
+        // these accesses, no memory is touched.
+        unsafe {
+            asm!(
+                "sb {v}, 0({a})",
+                "lbu {r1}, 0({a})",
+                "lb t3, 0({a})",
+                "mv {r2}, t3",
+                a = in(reg) scr,
+                v = in(reg) v,
+                r1 = out(reg) r1,
+                r2 = out(reg) r2,
+                out("t3") _,
+                options(nostack),
+            )
+        };
+        check!(
+            t,
+            r1 == v && r2 == v as u8 as i8 as i64 as u64,
+            "UART scratch: wrote {v:#x}, read {r1:#x} / {r2:#x}"
+        );
+    }
+    if p.no_htinst {
+        t.note(format_args!("instructions read with HLVX"));
+    }
 }
 
 // ---- reboot: TVM memory across a warm reset ---------------------------------
