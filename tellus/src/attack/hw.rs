@@ -19,6 +19,7 @@ macro_rules! check {
 pub fn run(p: &Platform, cx: &mut Ctx) {
     run_one("attack_hw_vstart", p, |t, p| test_vstart(t, p, cx));
     run_one("attack_hw_mmio_insn", p, test_mmio_insn);
+    run_one("attack_hw_hlvx_fault", p, |t, p| test_hlvx_fault(t, p, cx));
 }
 
 /// A finalized TVM whose first instruction faults (`ld a0, 0(zero);
@@ -239,6 +240,178 @@ fn test_mmio_insn(t: &mut T, p: &Platform) {
     if p.no_htinst {
         t.note(format_args!("instructions read with HLVX"));
     }
+}
+
+// ---- HLVX fault: the host's code page gone by the time Salus reads it ----
+
+// The routine copied into the test's code page: with a1 != 0 it loads the
+// UART's LSR (a0 = UART base); with a1 == 0 it only returns.
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .balign 4
+    .global tellus_mmio_probe
+tellus_mmio_probe:
+    beqz a1, 1f
+    lbu a0, 5(a0)
+1:  ret
+    .global tellus_mmio_probe_end
+tellus_mmio_probe_end:
+"#
+);
+
+extern "C" {
+    fn tellus_mmio_probe();
+    fn tellus_mmio_probe_end();
+}
+
+/// VS-stage VA of the code page (Sv39 root index 128).
+const PROBE_VA: u64 = 0x20_0000_0000;
+
+use core::sync::atomic::{AtomicU64, Ordering::*};
+
+/// The leaf PTE the trap hook puts back, its value, and what it saw.
+static FIX_PTE: AtomicU64 = AtomicU64::new(0);
+static FIX_VAL: AtomicU64 = AtomicU64::new(0);
+static FETCH_FAULTS: AtomicU64 = AtomicU64::new(0);
+static FETCH_FAULT_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the trap handler for an instruction page fault: if it is on
+/// the test's code page, restore its PTE (sfence.vma) and retry.
+pub fn fetch_fault_fixup(stval: u64) -> bool {
+    let pte = FIX_PTE.load(Acquire);
+    if pte == 0 || !(PROBE_VA..PROBE_VA + PAGE).contains(&stval) {
+        return false;
+    }
+    wr(pte, FIX_VAL.load(Relaxed));
+    // SAFETY: a TLB flush of tellus's own translation.
+    unsafe { asm!("sfence.vma", options(nostack)) };
+    FETCH_FAULTS.fetch_add(1, Relaxed);
+    FETCH_FAULT_AT.store(stval, Relaxed);
+    true
+}
+
+fn call_probe(uart: u64, load: bool) -> u64 {
+    let r: u64;
+    // SAFETY: calls the copy of tellus_mmio_probe at PROBE_VA, which only
+    // touches a0/a1 (and the UART's LSR, which Salus emulates).
+    unsafe {
+        asm!(
+            "jalr ra, 0({f})",
+            f = in(reg) PROBE_VA,
+            inout("a0") uart => r,
+            in("a1") load as u64,
+            out("ra") _,
+            options(nostack),
+        )
+    };
+    r
+}
+
+/// Finding 10, the failing path. tellus runs with Sv39 (identity
+/// gigapages plus one code page at PROBE_VA), executes that page once so
+/// the hart caches its translation, then clears its PTE without a fence
+/// and calls the MMIO load in it. The fetch uses the stale TLB entry, the
+/// load traps to Salus, and with `salus.no_htinst` Salus's HLVX walks the
+/// VS-stage table, finds no page and faults. Salus must survive, leave
+/// the host's pc alone, and the host then takes its own fetch fault on the
+/// load (its hook restores the PTE) and completes the load.
+fn test_hlvx_fault(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    if p.uart == 0 {
+        t.note(format_args!("skipped: no ns16550a"));
+        return;
+    }
+    let mark = cx.pool.mark();
+    let Some(tables) = cx.pool.alloc(4 * PAGE, PAGE) else {
+        check!(t, false, "pool exhausted");
+        return;
+    };
+    let (root, l1, l0, code) = (tables, tables + PAGE, tables + 2 * PAGE, tables + 3 * PAGE);
+    const V: u64 = 1;
+    const R: u64 = 2;
+    const W: u64 = 4;
+    const X: u64 = 8;
+    const A: u64 = 64;
+    const D: u64 = 128;
+    let pte = |pa: u64, flags: u64| (pa >> 12) << 10 | flags;
+    for i in 0..8u64 {
+        wr(root + i * 8, pte(i << 30, V | R | W | X | A | D));
+    }
+    wr(root + 128 * 8, pte(l1, V));
+    wr(l1, pte(l0, V));
+    let leaf = pte(code, V | X | A);
+    wr(l0, leaf);
+    let (start, end) = (
+        tellus_mmio_probe as *const () as u64,
+        tellus_mmio_probe_end as *const () as u64,
+    );
+    let mut off = 0;
+    while off < end - start {
+        // SAFETY: reads tellus's own text (paging is off here).
+        let b = unsafe { core::ptr::read_volatile((start + off) as *const u8) };
+        // SAFETY: `code` is a pool page tellus owns.
+        unsafe { core::ptr::write_volatile((code + off) as *mut u8, b) };
+        off += 1;
+    }
+    let after_load = {
+        // The load is the instruction after the first branch.
+        let first = rd(code) as u16;
+        4 - if first & 3 != 3 { 2 } else { 0 }
+    };
+    let lbu_va = PROBE_VA + after_load;
+    let rounds = 8;
+    let mut ok_reads = 0;
+    let mut at_load = 0;
+    let uart = p.uart;
+    crate::arch::interrupts_disable();
+    // SAFETY: Sv39 with identity gigapages over everything tellus touches;
+    // only this hart, undone below before anything else runs.
+    unsafe {
+        asm!(
+            "fence.i",
+            "csrw satp, {s}",
+            "sfence.vma",
+            s = in(reg) (8u64 << 60) | (root >> 12),
+            options(nostack),
+        )
+    };
+    for _ in 0..rounds {
+        FETCH_FAULTS.store(0, Relaxed);
+        FETCH_FAULT_AT.store(0, Relaxed);
+        // Warm: the page's translation is now cached.
+        call_probe(uart, false);
+        // Gone from the table, but no fence: the hart may keep using it.
+        FIX_VAL.store(leaf, Relaxed);
+        FIX_PTE.store(l0, Release);
+        wr(l0, 0);
+        let lsr = call_probe(uart, true);
+        FIX_PTE.store(0, Release);
+        if lsr & 0x20 != 0 {
+            ok_reads += 1;
+        }
+        if FETCH_FAULT_AT.load(Relaxed) == lbu_va {
+            at_load += 1;
+        }
+    }
+    // SAFETY: back to Bare, as tellus runs everywhere else.
+    unsafe { asm!("csrw satp, zero", "sfence.vma", options(nostack)) };
+    crate::arch::interrupts_enable();
+    check!(
+        t,
+        ok_reads == rounds,
+        "only {ok_reads} of {rounds} UART loads read an LSR with THRE set"
+    );
+    if p.no_htinst {
+        // Each round: Salus's HLVX faulted, Salus fenced and returned to
+        // the load, which then took the host's own fetch fault.
+        check!(
+            t,
+            at_load == rounds,
+            "host fetch faults on the load in {at_load} of {rounds} rounds (want all: the HLVX read should have failed each time)"
+        );
+        t.note(format_args!("{at_load} HLVX faults survived"));
+    }
+    cx.pool.reset(mark);
 }
 
 // ---- reboot: TVM memory across a warm reset ---------------------------------
