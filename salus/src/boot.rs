@@ -80,6 +80,26 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     }
     let isa = info.isa;
     banner(&info, &layout, isa, hartid);
+    // What the firmware reserves (no-map or not) stays the firmware's: never
+    // the host's, never mapped for it, never convertible.
+    let fw_reserved = devicetree::firmware_reserved(&info);
+    for r in &fw_reserved {
+        if r.overlaps(&layout.salus) {
+            fatal!(
+                "the firmware reserves {:#x}..{:#x}, inside Salus's own memory {:#x}..{:#x}",
+                r.start.bits(),
+                r.end().bits(),
+                layout.salus.start.bits(),
+                layout.salus.end().bits()
+            );
+        }
+        info!(
+            "firmware reserves {:#x}..{:#x}",
+            r.start.bits(),
+            r.end().bits()
+        );
+    }
+    memory::reserve_firmware(&fw_reserved);
 
     if !isa.contains(IsaExtensions::H) {
         fatal!("the H extension is missing (riscv,isa has no 'h'): Salus needs a hart with the hypervisor extension");
@@ -99,7 +119,10 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         );
     }
     let host_ram = layout.host_ram();
-    if kernel.len == 0 || !host_ram.contains_range(kernel.start, kernel.len) {
+    if kernel.len == 0
+        || !host_ram.contains_range(kernel.start, kernel.len)
+        || fw_reserved.iter().any(|r| r.overlaps(&kernel))
+    {
         fatal!(
             "host kernel at {:#x} (+{:#x}) is outside host RAM {:#x}..{:#x}",
             kernel.start.bits(),
@@ -119,14 +142,16 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         Ok(t) => t,
         Err(e) => fatal!("cannot allocate the host's stage-2 root: {:?}", e),
     };
-    if let Err(e) = gstage.map_range(
-        &mut mem,
-        host_ram.start.identity(),
-        host_ram.start,
-        host_ram.len,
-        Perms::RWX,
-    ) {
-        fatal!("cannot map host RAM: {:?}", e);
+    for piece in devicetree::subtract(host_ram, &fw_reserved) {
+        if let Err(e) = gstage.map_range(
+            &mut mem,
+            piece.start.identity(),
+            piece.start,
+            piece.len,
+            Perms::RWX,
+        ) {
+            fatal!("cannot map host RAM: {:?}", e);
+        }
     }
     // The host's IMSIC: each hart's S-level file GPA -> its guest file 1.
     let mut host_vgein = 0;
@@ -212,7 +237,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     // The host's device tree, written where the firmware's was (QEMU picked
     // that spot clear of the images it loaded).
     let host_fdt_addr = fdt_addr;
-    let reserved = [layout.firmware, layout.salus];
+    let reserved = devicetree::host_reserved(&[layout.firmware, layout.salus], &fw_reserved);
     let mut host_view = crate::host::pci::host_view(&info, &host_pci);
     if let Some(k) = host_view.kernel.as_mut() {
         k.bootargs = Some(crate::host::cmdline::host_bootargs(&info));
@@ -234,6 +259,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
             .is_some_and(|m| fdt_slot.is_some_and(|s| s.overlaps(&m.range)))
     };
     if !fdt_slot.is_some_and(|s| host_ram.contains_range(s.start, s.len))
+        || fdt_slot.is_some_and(|s| fw_reserved.iter().any(|r| r.overlaps(&s)))
         || clash(&info.kernel)
         || clash(&info.initrd)
     {

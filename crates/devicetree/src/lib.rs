@@ -24,6 +24,7 @@ extern crate alloc;
 mod build;
 mod isa;
 mod parse;
+mod reserve;
 mod validate;
 
 use alloc::string::String;
@@ -33,6 +34,7 @@ use core::fmt;
 use hyp_addr::{HostPhysAddr, HostRange};
 
 pub use build::{build_host_fdt, HostFdtBuilder, HostFdtConfig, HostUart};
+pub use reserve::{firmware_reserved, host_reserved, subtract};
 pub use isa::{extensions_from_list, is_hypervisor_only, IsaExtensions, IsaString};
 
 /// Why a DTB could not be read or written.
