@@ -92,6 +92,9 @@ pub struct Platform {
     /// `salus.no_htinst` in bootargs: Salus reads trapped MMIO
     /// instructions with HLVX.
     pub no_htinst: bool,
+    /// `fw-resv=ADDR`: only check that ADDR, which the firmware's tree
+    /// reserves, is out of the host's reach (`attack::hw`).
+    pub fw_resv: Option<u64>,
     /// The ns16550a Salus emulates for the host (0 if none).
     pub uart: u64,
     pub seed: u64,
@@ -175,6 +178,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fail_selftest: false,
         attack_reboot: false,
         no_htinst: false,
+        fw_resv: None,
         uart: 0,
         has_zknh: false,
         fuzz: false,
@@ -289,6 +293,12 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
             p.fuzz |= w == "fuzz";
             p.attack_reboot |= w == "attack-reboot";
             p.no_htinst |= w == "salus.no_htinst";
+            if let Some(v) = w
+                .strip_prefix("fw-resv=0x")
+                .and_then(|v| u64::from_str_radix(v, 16).ok())
+            {
+                p.fw_resv = Some(v);
+            }
             if let Some(v) = w.strip_prefix("seed=").and_then(|v| v.parse().ok()) {
                 p.seed = v;
             }

@@ -414,6 +414,45 @@ fn test_hlvx_fault(t: &mut T, p: &Platform, cx: &mut Ctx) {
     cx.pool.reset(mark);
 }
 
+// ---- the firmware's reserved memory ------------------------------------------
+
+/// Finding 11 (bootarg `fw-resv=ADDR`; xtests gives QEMU a device tree
+/// whose /reserved-memory has a child at ADDR without `no-map`, in the
+/// middle of what would be host RAM). The host's tree must list it, the
+/// host must not be able to touch it, and it must not be convertible.
+pub fn fw_reserved_scenario(p: &Platform, addr: u64) {
+    run_one("attack_hw_fw_reserved", p, |t, p| {
+        check!(
+            t,
+            p.reserved
+                .as_slice()
+                .iter()
+                .any(|r| r.start <= addr && addr < r.end),
+            "{addr:#x} is not in the host's /reserved-memory"
+        );
+        for a in [addr, addr + PAGE] {
+            check!(
+                t,
+                try_read(a).is_err(),
+                "the host can read {a:#x}, reserved by the firmware"
+            );
+        }
+        if crate::tee::tests::setup(p).is_some() {
+            let r = convert_pages(addr, 1);
+            check!(
+                t,
+                r.error == ERR_INVALID_ADDRESS,
+                "convert_pages({addr:#x}): error {} (want {ERR_INVALID_ADDRESS})",
+                r.error
+            );
+            if r.error == OK {
+                // Undo on a broken Salus so the run ends cleanly.
+                let _ = reclaim_pages(addr, 1);
+            }
+        }
+    });
+}
+
 // ---- reboot: TVM memory across a warm reset ---------------------------------
 
 const MARKER_MAGIC: u64 = 0x7265_626f_6f74_3136; // "reboot16"
