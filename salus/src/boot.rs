@@ -17,13 +17,13 @@ const FDT_MAX: u32 = 1 << 20;
 
 /// Reads the FDT header at `addr` and returns its total size.
 fn fdt_size(addr: u64) -> Option<u32> {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return None;
     }
     let head = phys::read_u64(HostPhysAddr::new(addr));
     let magic = u32::from_be(head as u32);
     let size = u32::from_be((head >> 32) as u32);
-    (magic == FDT_MAGIC && size >= 40 && size <= FDT_MAX).then_some(size)
+    (magic == FDT_MAGIC && (40..=FDT_MAX).contains(&size)).then_some(size)
 }
 
 /// The RAM region Salus was loaded into, from the firmware's device tree.

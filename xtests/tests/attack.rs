@@ -85,7 +85,7 @@ fn add_reserved_child(dtb: &[u8], addr: u64, len: u64) -> Vec<u8> {
         tok(v, 1);
         v.extend_from_slice(name.as_bytes());
         v.push(0);
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
     };
@@ -94,7 +94,7 @@ fn add_reserved_child(dtb: &[u8], addr: u64, len: u64) -> Vec<u8> {
         tok(v, val.len() as u32);
         tok(v, nameoff);
         v.extend_from_slice(val);
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
     };

@@ -23,7 +23,7 @@ pub fn firmware_reserved(info: &MachineInfo) -> Vec<HostRange> {
                 .bits()
                 .checked_add(r.len)
                 .and_then(|e| e.checked_next_multiple_of(PAGE_SIZE))
-                .unwrap_or(u64::MAX & !(PAGE_SIZE - 1));
+                .unwrap_or(!(PAGE_SIZE - 1));
             (start, end)
         })
         .filter(|(s, e)| e > s)

@@ -123,7 +123,7 @@ pub unsafe fn object_at<T>(pa: HostPhysAddr) -> &'static mut T {
 
 /// Copies `len` bytes between two physical ranges.
 pub fn copy_phys(dst: HostPhysAddr, src: HostPhysAddr, len: u64) {
-    if (dst.bits() | src.bits() | len) % 64 == 0 {
+    if (dst.bits() | src.bits() | len).is_multiple_of(64) {
         // Whole pages: 64 bytes per iteration (the generic memcpy moves one
         // word per loop trip; this runs for every measured page).
         let (d, s) = (dst.bits() as *mut [u64; 8], src.bits() as *const [u64; 8]);
