@@ -18,6 +18,7 @@ macro_rules! check {
 
 pub fn run(p: &Platform, cx: &mut Ctx) {
     run_one("attack_hw_vstart", p, |t, p| test_vstart(t, p, cx));
+    run_one("attack_hw_vstart_tvm", p, |t, p| test_vstart_tvm(t, p, cx));
     run_one("attack_hw_mmio_insn", p, test_mmio_insn);
     run_one("attack_hw_hlvx_fault", p, |t, p| test_hlvx_fault(t, p, cx));
 }
@@ -33,12 +34,21 @@ struct Faulter {
 }
 
 fn faulter(t: &mut T, p: &Platform, cx: &mut Ctx) -> Option<Faulter> {
+    tvm_with_code(t, p, cx, &0xffdf_f06f_0000_3503u64.to_le_bytes())
+}
+
+/// A finalized one-vCPU TVM whose code page (GPA 0x8000_0000, its entry
+/// point) starts with `code`.
+fn tvm_with_code(t: &mut T, p: &Platform, cx: &mut Ctx, code: &[u8]) -> Option<Faulter> {
     let mark = cx.pool.mark();
     let need = tiny_pages(&cx.info) + 4;
     let base = cx.pool.alloc(need * PAGE, SIZE_2M)?;
     let params = cx.pool.alloc(PAGE, PAGE)?;
     let src = cx.pool.alloc(PAGE, PAGE)?;
-    wr(src, 0xffdf_f06f_0000_3503);
+    for (i, b) in code.iter().enumerate().take(PAGE as usize) {
+        // SAFETY: `src` is a pool page tellus owns.
+        unsafe { core::ptr::write_volatile((src + i as u64) as *mut u8, *b) };
+    }
     if !convert(t, p, cx, base, need) {
         cx.pool.reset(mark);
         return None;
@@ -77,6 +87,159 @@ fn drop_faulter(t: &mut T, cx: &mut Ctx, f: Faulter) {
     cx.pool.reset(f.mark);
 }
 
+// The TVM for attack_hw_vstart_tvm: it fills v0 with 0, 1, 2, ... and
+// exits (forwarded ecall); on its next run it adds 1 to each element,
+// sets vstart = 5 (as a vector instruction that faulted at element 5
+// would leave it) and exits again; on its third run it counts the
+// elements of v0 that are not 1, 2, 3, ... and reports the count in a0 of
+// a third ecall (a6 = 1).
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .balign 4
+    .global tellus_tvm_vcheck
+tellus_tvm_vcheck:
+    .option push
+    .option arch, +v
+    li t0, 0x600
+    csrs sstatus, t0
+    li t0, 16
+    vsetvli t1, t0, e8, m1, ta, ma
+    vid.v v0
+    li a7, {eid}
+    li a6, 0
+    li a0, 0
+    ecall
+    li t0, 16
+    vsetvli t1, t0, e8, m1, ta, ma
+    vadd.vi v0, v0, 1
+    li t0, 5
+    csrw vstart, t0
+    li a7, {eid}
+    li a6, 0
+    li a0, 0
+    ecall
+    csrr a2, vstart
+    csrw vstart, zero
+    li t0, 16
+    vsetvli t1, t0, e8, m1, ta, ma
+    vid.v v1
+    vadd.vi v1, v1, 1
+    vmsne.vv v2, v0, v1
+    vcpop.m a0, v2
+    li a7, {eid}
+    li a6, 1
+    ecall
+1:  j 1b
+    .option pop
+    .global tellus_tvm_vcheck_end
+tellus_tvm_vcheck_end:
+"#,
+    eid = const crate::tee::proto::EID_GVM,
+);
+
+extern "C" {
+    fn tellus_tvm_vcheck();
+    fn tellus_tvm_vcheck_end();
+}
+
+/// Finding 6, the TVM's side: a TVM that exits with `vstart` != 0 (a
+/// vector instruction faulted mid-way) must get its whole v0 back, and
+/// `vstart` too; the host also leaves `vstart` at 5 across that run.
+fn test_vstart_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    let vlenb = if p.has_v { crate::arch::read_vlenb() } else { 0 };
+    if vlenb < 16 || vlenb > 256 {
+        t.note(format_args!("skipped: no V (or VLEN not in 128..=2048)"));
+        return;
+    }
+    let (start, end) = (
+        tellus_tvm_vcheck as *const () as u64,
+        tellus_tvm_vcheck_end as *const () as u64,
+    );
+    let mut code = [0u8; 256];
+    let n = ((end - start) as usize).min(code.len());
+    for (i, b) in code.iter_mut().enumerate().take(n) {
+        // SAFETY: tellus's own text (paging off).
+        *b = unsafe { core::ptr::read_volatile((start + i as u64) as *const u8) };
+    }
+    let Some(f) = tvm_with_code(t, p, cx, &code[..n]) else {
+        return;
+    };
+    let slot = boot_slot(p);
+    let ecall_exit = |t: &mut T, what: &str, x: (i64, u64)| -> bool {
+        let (err, scause) = x;
+        check!(
+            t,
+            err == OK && scause == 10,
+            "{what}: error {err} scause {scause:#x} (want an ecall exit)"
+        )
+    };
+    // 1: the TVM sets up v0 and exits.
+    let x = run_vcpu(f.id, 0);
+    if ecall_exit(t, "run 1", (x.error, x.scause)) {
+        nacl_set_gpr(slot, cove_abi::nacl::gpr::A0, 0);
+        nacl_set_gpr(slot, cove_abi::nacl::gpr::A1, 0);
+        // 2: the host's registers and vstart = 5 across the call.
+        let (err, sc) = run_leaving_vstart(f.id, 5);
+        if ecall_exit(t, "run 2", (err, sc)) {
+            nacl_set_gpr(slot, cove_abi::nacl::gpr::A0, 0);
+            nacl_set_gpr(slot, cove_abi::nacl::gpr::A1, 0);
+            // 3: no vector instruction of the host since run 2 returned.
+            let x = run_vcpu(f.id, 0);
+            if ecall_exit(t, "run 3", (x.error, x.scause)) {
+                let a6 = nacl_gpr(slot, cove_abi::nacl::gpr::A0 + 6);
+                let bad = nacl_gpr(slot, cove_abi::nacl::gpr::A0);
+                let vs = nacl_gpr(slot, cove_abi::nacl::gpr::A0 + 2);
+                check!(t, a6 == 1, "run 3: the TVM made ecall a6 = {a6}, want 1");
+                check!(
+                    t,
+                    bad == 0,
+                    "{bad} of the TVM's 16 v0 elements changed across an exit with vstart 5"
+                );
+                check!(t, vs == 5, "the TVM's vstart came back as {vs}, want 5");
+            }
+        }
+    }
+    // Salus gave the host back its vstart (5); later tests expect 0.
+    // SAFETY: V is present; only the vstart CSR changes.
+    unsafe { asm!(".option push", ".option arch, +v", "csrw vstart, zero", ".option pop", options(nostack)) };
+    drop_faulter(t, cx, f);
+}
+
+/// run_tvm_vcpu with `vstart` set just before it, and no vector access
+/// after it (the host's vector state stays as Salus restored it).
+/// Returns the error and `scause`.
+fn run_leaving_vstart(id: u64, vstart: u64) -> (i64, u64) {
+    let error: i64;
+    let scause: u64;
+    let sstatus: u64;
+    // SAFETY: V is present (the caller checked); an ecall that returns like
+    // any other; interrupts are off meanwhile.
+    unsafe {
+        asm!(
+            "csrrci {ss}, sstatus, 2",
+            ".option push",
+            ".option arch, +v",
+            "csrw vstart, {vs}",
+            ".option pop",
+            "ecall",
+            "csrr {sc}, scause",
+            vs = in(reg) vstart,
+            sc = out(reg) scause,
+            ss = out(reg) sstatus,
+            inlateout("a0") id => error,
+            inlateout("a1") 0u64 => _,
+            in("a6") CovhFunction::RunTvmVcpu.fid(),
+            in("a7") EID_COVH,
+            options(nostack),
+        );
+    }
+    if sstatus & 2 != 0 {
+        crate::arch::interrupts_enable();
+    }
+    (error, scause)
+}
+
 /// The host's vector registers and `vstart` around one run_tvm_vcpu.
 struct VecRun {
     v_in: [u64; REGCHECK_VBYTES / 8],
@@ -86,11 +249,12 @@ struct VecRun {
 /// Loads v0..v31 from `vr.v_in`, sets `vstart` to `vstart`, calls
 /// run_tvm_vcpu, then reads `vstart` and stores v0..v31 to `vr.v_out`
 /// (with `vstart` zeroed first so the store itself skips nothing). Returns
-/// the call's result and the `vstart` seen after it.
-fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64) {
+/// the call's result, the `vstart` seen after it and `scause` (the exit).
+fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64, u64) {
     let error: i64;
     let value: u64;
     let vstart_out: u64;
+    let scause: u64;
     let sstatus: u64;
     // SAFETY: V is present (the caller checked); the whole-register moves
     // touch only `vr`'s buffers (32 * vlenb bytes, vlenb <= 256 checked by
@@ -114,6 +278,7 @@ fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64) {
             "vl8re8.v v24, ({q})",
             "csrw vstart, {vs}",
             "ecall",
+            "csrr {sc}, scause",
             "csrr {vso}, vstart",
             "csrw vstart, zero",
             "csrr {t}, vlenb",
@@ -131,6 +296,7 @@ fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64) {
             vout = in(reg) vr.v_out.as_mut_ptr(),
             vs = in(reg) vstart,
             vso = out(reg) vstart_out,
+            sc = out(reg) scause,
             ss = out(reg) sstatus,
             t = out(reg) _,
             q = out(reg) _,
@@ -144,7 +310,7 @@ fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64) {
     if sstatus & 2 != 0 {
         crate::arch::interrupts_enable();
     }
-    (SbiRet { error, value }, vstart_out)
+    (SbiRet { error, value }, vstart_out, scause)
 }
 
 /// Finding 6: the whole-register moves Salus uses to switch vector state
@@ -175,7 +341,7 @@ fn test_vstart(t: &mut T, p: &Platform, cx: &mut Ctx) {
             x = x.rotate_left(13) ^ 0xd1b5_4a32_d192_ed03;
             *w = x;
         }
-        let (r, vs_out) = run_with_vstart(f.id, &mut vr, vstart);
+        let (r, vs_out, _) = run_with_vstart(f.id, &mut vr, vstart);
         if !check!(
             t,
             r.error == OK,
