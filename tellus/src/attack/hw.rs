@@ -21,6 +21,9 @@ pub fn run(p: &Platform, cx: &mut Ctx) {
     run_one("attack_hw_vstart_tvm", p, |t, p| test_vstart_tvm(t, p, cx));
     run_one("attack_hw_mmio_insn", p, test_mmio_insn);
     run_one("attack_hw_hlvx_fault", p, |t, p| test_hlvx_fault(t, p, cx));
+    run_one("attack_hw_reset_while_running", p, |t, p| {
+        test_reset_while_running(t, p, cx)
+    });
 }
 
 /// A finalized TVM whose first instruction faults (`ld a0, 0(zero);
@@ -617,6 +620,97 @@ pub fn fw_reserved_scenario(p: &Platform, addr: u64) {
             }
         }
     });
+}
+
+// ---- reset while a TVM vCPU runs elsewhere -----------------------------------
+
+/// (TVM id, slot) for `spin_on_secondary`.
+static SPIN_ID: AtomicU64 = AtomicU64::new(0);
+static SPIN_SLOT: AtomicU64 = AtomicU64::new(0);
+static SPIN_EXIT: AtomicU64 = AtomicU64::new(0);
+static SPIN_STOP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn spin_on_secondary(_: u64) -> i64 {
+    let e = nacl_setup_here(SPIN_SLOT.load(Acquire) as usize, false);
+    if e != OK {
+        return e;
+    }
+    // Interrupt exits (the wake-up IPI may arrive late) and Busy (the boot
+    // hart's probe holds it) run it again, until the boot hart says stop.
+    for _ in 0..1000 {
+        let x = run_vcpu(SPIN_ID.load(Acquire), 0);
+        SPIN_EXIT.store(x.scause, Release);
+        if SPIN_STOP.load(Acquire) {
+            return x.error;
+        }
+        let again = x.error == cove_abi::error::SBI_ERR_BUSY
+            || (x.error == OK && x.scause & crate::arch::SCAUSE_INTERRUPT != 0);
+        if !again {
+            return x.error;
+        }
+        take_interrupts();
+    }
+    ERR_FAILED
+}
+
+/// Finding 16, the refusal: while a TVM vCPU runs on another hart, a
+/// system reset (here: shutdown) is refused with SBI_ERR_FAILED and
+/// changes nothing; the TSM keeps working. A Salus that let it through
+/// would end the run here.
+fn test_reset_while_running(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    if cx.secondaries() == 0 {
+        t.note(format_args!("skipped: needs a second hart"));
+        return;
+    }
+    // A TVM that spins (`j .`) until a host interrupt preempts it.
+    let Some(f) = tvm_with_code(t, p, cx, &0x0000_006fu32.to_le_bytes()) else {
+        return;
+    };
+    let s = cx.slots()[1];
+    SPIN_ID.store(f.id, Release);
+    SPIN_SLOT.store(s as u64, Release);
+    SPIN_EXIT.store(0, Release);
+    SPIN_STOP.store(false, Release);
+    let slot = &crate::harts::SLOTS[s];
+    slot.call_fn.store(spin_on_secondary as *const () as u64, Relaxed);
+    slot.call_arg.store(0, Relaxed);
+    let seq = crate::harts::post(slot, p.harts[s], crate::harts::CMD_CALL);
+    // The vCPU is claimed once run_tvm_vcpu is in; it then spins.
+    let claimed = crate::harts::wait_for(p.ms(2000), || run_vcpu_busy_probe(p, f.id));
+    if check!(t, claimed, "the secondary never started running the TVM") {
+        let r = crate::sbi::system_reset(
+            sbi_abi::srst::RESET_TYPE_SHUTDOWN,
+            sbi_abi::srst::RESET_REASON_NO_REASON,
+        );
+        check!(
+            t,
+            r.error == ERR_FAILED,
+            "system_reset while a TVM vCPU runs: error {} (want {ERR_FAILED})",
+            r.error
+        );
+        // Nothing changed: COVH still answers.
+        let mut buf = Info([0; 64]);
+        check!(t, probe(&mut buf).is_some(), "the TSM stopped answering after the refused reset");
+    }
+    // An IPI preempts the TVM; the secondary comes back.
+    SPIN_STOP.store(true, Release);
+    let _ = crate::sbi::send_ipi(1, p.harts[s]);
+    let back = crate::harts::wait_ack(slot, seq, p.ms(5000));
+    check!(t, back.is_some(), "the secondary did not come back from the TVM");
+    drop_faulter(t, cx, f);
+}
+
+/// True when run_tvm_vcpu says the vCPU is claimed by another hart
+/// (Busy, returned before anything runs). If it is not, the call runs it
+/// here: a host timer 5 ms out preempts the spinning TVM.
+fn run_vcpu_busy_probe(p: &Platform, id: u64) -> bool {
+    crate::arch::sie_set(crate::arch::STIP);
+    let _ = crate::sbi::set_timer(crate::arch::read_time() + p.ms(5));
+    let x = run_vcpu(id, 0);
+    let _ = crate::sbi::set_timer(u64::MAX);
+    crate::arch::sie_clear(crate::arch::STIP);
+    take_interrupts();
+    x.error == cove_abi::error::SBI_ERR_BUSY
 }
 
 // ---- reboot: TVM memory across a warm reset ---------------------------------
