@@ -628,6 +628,8 @@ pub fn fw_reserved_scenario(p: &Platform, addr: u64) {
 static SPIN_ID: AtomicU64 = AtomicU64::new(0);
 static SPIN_SLOT: AtomicU64 = AtomicU64::new(0);
 static SPIN_EXIT: AtomicU64 = AtomicU64::new(0);
+/// How long (time ticks) the secondary keeps trying.
+static SPIN_LIMIT: AtomicU64 = AtomicU64::new(0);
 static SPIN_STOP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 fn spin_on_secondary(_: u64) -> i64 {
@@ -637,7 +639,9 @@ fn spin_on_secondary(_: u64) -> i64 {
     }
     // Interrupt exits (the wake-up IPI may arrive late) and Busy (the boot
     // hart's probe holds it) run it again, until the boot hart says stop.
-    for _ in 0..1000 {
+    let t0 = crate::arch::read_time();
+    let limit = SPIN_LIMIT.load(Acquire);
+    while crate::arch::read_time().wrapping_sub(t0) < limit {
         let x = run_vcpu(SPIN_ID.load(Acquire), 0);
         SPIN_EXIT.store(x.scause, Release);
         if SPIN_STOP.load(Acquire) {
@@ -671,12 +675,17 @@ fn test_reset_while_running(t: &mut T, p: &Platform, cx: &mut Ctx) {
     SPIN_SLOT.store(s as u64, Release);
     SPIN_EXIT.store(0, Release);
     SPIN_STOP.store(false, Release);
+    SPIN_LIMIT.store(p.ms(10_000), Release);
     let slot = &crate::harts::SLOTS[s];
     slot.call_fn.store(spin_on_secondary as *const () as u64, Relaxed);
     slot.call_arg.store(0, Relaxed);
     let seq = crate::harts::post(slot, p.harts[s], crate::harts::CMD_CALL);
     // The vCPU is claimed once run_tvm_vcpu is in; it then spins.
-    let claimed = crate::harts::wait_for(p.ms(2000), || run_vcpu_busy_probe(p, f.id));
+    // Probes leave the secondary room to claim it between them.
+    let claimed = crate::harts::wait_for(p.ms(5000), || {
+        crate::harts::wait_for(p.ms(20), || false);
+        run_vcpu_busy_probe(p, f.id)
+    });
     if check!(t, claimed, "the secondary never started running the TVM") {
         let r = crate::sbi::system_reset(
             sbi_abi::srst::RESET_TYPE_SHUTDOWN,
