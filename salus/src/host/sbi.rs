@@ -348,6 +348,11 @@ fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
         Some(NaclFunction::ProbeFeature) => Ok(0),
         Some(NaclFunction::SetShmem) => {
             let (lo, hi, flags) = (a[0], a[1], a[2]);
+            // After a reset that failed in the firmware the TSM lock stays
+            // held (tsm::reset): fail instead of waiting for it.
+            if crate::tsm::reset::resetting() {
+                return Err(SbiError::Failed);
+            }
             let _tsm = crate::tsm::TSM.lock();
             let slot = &hart::shared(vcpu.hartid).nacl_shmem;
             if lo == SHMEM_DISABLE && hi == SHMEM_DISABLE {
