@@ -1150,7 +1150,11 @@ fn test_uint32_upper_bits(t: &mut T, p: &Platform) {
     arch::interrupts_disable();
     arch::sie_set(arch::STIP);
     let _ = sbi::set_timer(arch::read_time() + p.ms(2));
-    let r = sbi::call(EID_HSM, sbi_abi::hsm::HART_SUSPEND as u64, [JUNK, 0, 0, 0, 0, 0]);
+    let r = sbi::call(
+        EID_HSM,
+        sbi_abi::hsm::HART_SUSPEND as u64,
+        [JUNK, 0, 0, 0, 0, 0],
+    );
     arch::interrupts_enable();
     let _ = sbi::set_timer(u64::MAX);
     if r.error != ERR_NOT_SUPPORTED {

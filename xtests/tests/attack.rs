@@ -38,7 +38,8 @@ fn hlvx_path_no_htinst() {
     let report = xtests::assert_tellus_passed_min(&out, 20);
     let ctx = out.describe(40);
     assert!(
-        out.console.contains("salus.no_htinst: trapped MMIO instructions are read with HLVX"),
+        out.console
+            .contains("salus.no_htinst: trapped MMIO instructions are read with HLVX"),
         "salus.no_htinst not in effect\n{ctx}"
     );
     for (name, note) in [
@@ -46,7 +47,9 @@ fn hlvx_path_no_htinst() {
         ("attack_hw_hlvx_fault", "8 HLVX faults survived"),
     ] {
         assert!(
-            report.passed().any(|o| o.name == format!("{name} ({note})")),
+            report
+                .passed()
+                .any(|o| o.name == format!("{name} ({note})")),
             "no `PASS: {name} ({note})`\n{ctx}"
         );
     }
@@ -66,7 +69,11 @@ fn add_reserved_child(dtb: &[u8], addr: u64, len: u64) -> Vec<u8> {
     let mut strings = dtb[off_strings..off_strings + size_strings].to_vec();
     // The structure block ends with the root's END_NODE then END.
     let tail = [0, 0, 0, 2, 0, 0, 0, 9];
-    assert_eq!(&structure[structure.len() - 8..], &tail, "unexpected DTB end");
+    assert_eq!(
+        &structure[structure.len() - 8..],
+        &tail,
+        "unexpected DTB end"
+    );
     let mut name_off = |s: &str| {
         let o = strings.len() as u32;
         strings.extend_from_slice(s.as_bytes());
@@ -169,7 +176,8 @@ fn firmware_reserved_memory_stays_out_of_reach() {
     let _ = std::fs::remove_dir_all(&dir);
     let ctx = out.describe(40);
     assert!(
-        out.console.contains("salus: firmware reserves 0xa0000000..0xa0010000"),
+        out.console
+            .contains("salus: firmware reserves 0xa0000000..0xa0010000"),
         "Salus did not see the reserved range\n{ctx}"
     );
     assert!(

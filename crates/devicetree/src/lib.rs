@@ -34,8 +34,8 @@ use core::fmt;
 use hyp_addr::{HostPhysAddr, HostRange};
 
 pub use build::{build_host_fdt, HostFdtBuilder, HostFdtConfig, HostUart};
-pub use reserve::{firmware_reserved, host_reserved, subtract};
 pub use isa::{extensions_from_list, is_hypervisor_only, IsaExtensions, IsaString};
+pub use reserve::{firmware_reserved, host_reserved, subtract};
 
 /// Why a DTB could not be read or written.
 #[derive(Debug, PartialEq, Eq)]

@@ -27,7 +27,8 @@ fn dtb(children: &[(&str, u64, u64, bool)], memreserve: &[(u64, u64)]) -> Vec<u8
     w.property_string("compatible", "riscv-virtio").unwrap();
     let m = w.begin_node("memory@80000000").unwrap();
     w.property_string("device_type", "memory").unwrap();
-    w.property_array_u64("reg", &[0x8000_0000, 2 << 30]).unwrap();
+    w.property_array_u64("reg", &[0x8000_0000, 2 << 30])
+        .unwrap();
     w.end_node(m).unwrap();
     let cpus = w.begin_node("cpus").unwrap();
     w.property_u32("#address-cells", 1).unwrap();
@@ -110,8 +111,8 @@ fn host_ram_is_punched_around_reserved_ranges() {
     let holes = [
         r(0x8000_0000, 0x70_0000), // straddles the start
         r(0x8100_0000, 0x1000),
-        r(0x8100_0000, 0x2000), // overlapping hole
-        r(0x9000_0000, 0x1000), // past the end: ignored
+        r(0x8100_0000, 0x2000),     // overlapping hole
+        r(0x9000_0000, 0x1000),     // past the end: ignored
         r(0x8f00_0000, 0x200_0000), // straddles the end
     ];
     let pieces = subtract(ram, &holes);

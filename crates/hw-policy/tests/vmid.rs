@@ -32,7 +32,11 @@ fn too_few_bits_share_vmid_0_and_fence() {
     // 6 bits: 64 values, but 64 TVMs + the host need 65.
     for bits in 0..=6 {
         for slot in 0..MAX {
-            assert_eq!(vmid_for(slot, bits, MAX), (0, true), "bits {bits} slot {slot}");
+            assert_eq!(
+                vmid_for(slot, bits, MAX),
+                (0, true),
+                "bits {bits} slot {slot}"
+            );
         }
         assert!(vmids_shared(bits, MAX));
     }

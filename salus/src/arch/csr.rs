@@ -70,7 +70,6 @@ pub mod bits {
     pub const IRQ_VS_TIMER: u64 = 6;
     pub const IRQ_S_EXT: u64 = 9;
     pub const IRQ_VS_EXT: u64 = 10;
-
 }
 
 /// Reads a CSR by number.

@@ -150,7 +150,11 @@ extern "C" {
 /// vector instruction faulted mid-way) must get its whole v0 back, and
 /// `vstart` too; the host also leaves `vstart` at 5 across that run.
 fn test_vstart_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
-    let vlenb = if p.has_v { crate::arch::read_vlenb() } else { 0 };
+    let vlenb = if p.has_v {
+        crate::arch::read_vlenb()
+    } else {
+        0
+    };
     if vlenb < 16 || vlenb > 256 {
         t.note(format_args!("skipped: no V (or VLEN not in 128..=2048)"));
         return;
@@ -205,7 +209,15 @@ fn test_vstart_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     }
     // Salus gave the host back its vstart (5); later tests expect 0.
     // SAFETY: V is present; only the vstart CSR changes.
-    unsafe { asm!(".option push", ".option arch, +v", "csrw vstart, zero", ".option pop", options(nostack)) };
+    unsafe {
+        asm!(
+            ".option push",
+            ".option arch, +v",
+            "csrw vstart, zero",
+            ".option pop",
+            options(nostack)
+        )
+    };
     drop_faulter(t, cx, f);
 }
 
@@ -323,7 +335,11 @@ fn run_with_vstart(id: u64, vr: &mut VecRun, vstart: u64) -> (SbiRet, u64, u64) 
 /// host's bytes in v0). The host's registers and `vstart` must come back
 /// exactly.
 fn test_vstart(t: &mut T, p: &Platform, cx: &mut Ctx) {
-    let vlenb = if p.has_v { crate::arch::read_vlenb() } else { 0 };
+    let vlenb = if p.has_v {
+        crate::arch::read_vlenb()
+    } else {
+        0
+    };
     if vlenb == 0 || vlenb > 256 {
         t.note(format_args!("skipped: no V (or VLEN > 2048)"));
         return;
@@ -677,7 +693,8 @@ fn test_reset_while_running(t: &mut T, p: &Platform, cx: &mut Ctx) {
     SPIN_STOP.store(false, Release);
     SPIN_LIMIT.store(p.ms(10_000), Release);
     let slot = &crate::harts::SLOTS[s];
-    slot.call_fn.store(spin_on_secondary as *const () as u64, Relaxed);
+    slot.call_fn
+        .store(spin_on_secondary as *const () as u64, Relaxed);
     slot.call_arg.store(0, Relaxed);
     let seq = crate::harts::post(slot, p.harts[s], crate::harts::CMD_CALL);
     // The vCPU is claimed once run_tvm_vcpu is in; it then spins.
@@ -699,13 +716,21 @@ fn test_reset_while_running(t: &mut T, p: &Platform, cx: &mut Ctx) {
         );
         // Nothing changed: COVH still answers.
         let mut buf = Info([0; 64]);
-        check!(t, probe(&mut buf).is_some(), "the TSM stopped answering after the refused reset");
+        check!(
+            t,
+            probe(&mut buf).is_some(),
+            "the TSM stopped answering after the refused reset"
+        );
     }
     // An IPI preempts the TVM; the secondary comes back.
     SPIN_STOP.store(true, Release);
     let _ = crate::sbi::send_ipi(1, p.harts[s]);
     let back = crate::harts::wait_ack(slot, seq, p.ms(5000));
-    check!(t, back.is_some(), "the secondary did not come back from the TVM");
+    check!(
+        t,
+        back.is_some(),
+        "the secondary did not come back from the TVM"
+    );
     drop_faulter(t, cx, f);
 }
 
@@ -802,11 +827,7 @@ pub fn reboot_scenario(p: &Platform) {
 }
 
 fn reboot_plant(t: &mut T, p: &Platform, cx: &mut Ctx, m: u64) -> bool {
-    check!(
-        t,
-        host_page_ok(m),
-        "marker page {m:#x} is not host memory"
-    );
+    check!(t, host_page_ok(m), "marker page {m:#x} is not host memory");
     // A TVM whose measured pages hold the secret (its "image").
     let need = tiny_pages(&cx.info) + SECRET_PAGES + 4;
     let (Some(base), Some(params), Some(src)) = (
@@ -864,7 +885,11 @@ fn reboot_check(t: &mut T, m: u64) {
     for pg in 0..need.min(4096) {
         let a = base + pg * PAGE;
         if try_read(a).is_err() {
-            check!(t, false, "page {a:#x} of the old TVM is not host memory now");
+            check!(
+                t,
+                false,
+                "page {a:#x} of the old TVM is not host memory now"
+            );
             return;
         }
         // A page of random words matches by chance about never; a few
