@@ -71,7 +71,7 @@ pub struct HostPci {
 pub fn hidden_config(gpa: u64) -> bool {
     HIDDEN
         .get()
-        .is_some_and(|v| v.iter().any(|&p| gpa & !(PAGE_SIZE - 1) == p))
+        .is_some_and(|v| v.contains(&(gpa & !(PAGE_SIZE - 1))))
 }
 
 fn is_iommu(f: &FunctionInfo) -> bool {

@@ -49,7 +49,7 @@ pub static TSM: Mutex<Tsm> = Mutex::new(Tsm {
 /// (INVALID_ADDRESS), `n` non-zero and the range must not wrap
 /// (INVALID_PARAM).
 pub fn page_range(base: u64, n: u64) -> Result<HostRange, CoveError> {
-    if base % PAGE_SIZE != 0 {
+    if !base.is_multiple_of(PAGE_SIZE) {
         return Err(INVALID_ADDRESS);
     }
     let len = n.checked_mul(PAGE_SIZE).ok_or(INVALID_PARAM)?;
@@ -76,7 +76,7 @@ fn get_tsm_info(addr: u64, len: u64) -> CoveResult {
     if len < TsmInfo::SIZE as u64 {
         return Err(INVALID_PARAM);
     }
-    if addr % 4 != 0 || !crate::memory::host_owns(addr, TsmInfo::SIZE as u64) {
+    if !addr.is_multiple_of(4) || !crate::memory::host_owns(addr, TsmInfo::SIZE as u64) {
         return Err(INVALID_ADDRESS);
     }
     crate::arch::phys::copy_to(HostPhysAddr::new(addr), &tsm_info().to_bytes());

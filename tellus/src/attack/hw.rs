@@ -155,7 +155,7 @@ fn test_vstart_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     } else {
         0
     };
-    if vlenb < 16 || vlenb > 256 {
+    if !(16..=256).contains(&vlenb) {
         t.note(format_args!("skipped: no V (or VLEN not in 128..=2048)"));
         return;
     }
