@@ -17,13 +17,13 @@ const FDT_MAX: u32 = 1 << 20;
 
 /// Reads the FDT header at `addr` and returns its total size.
 fn fdt_size(addr: u64) -> Option<u32> {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return None;
     }
     let head = phys::read_u64(HostPhysAddr::new(addr));
     let magic = u32::from_be(head as u32);
     let size = u32::from_be((head >> 32) as u32);
-    (magic == FDT_MAGIC && size >= 40 && size <= FDT_MAX).then_some(size)
+    (magic == FDT_MAGIC && (40..=FDT_MAX).contains(&size)).then_some(size)
 }
 
 /// The RAM region Salus was loaded into, from the firmware's device tree.
@@ -80,6 +80,26 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     }
     let isa = info.isa;
     banner(&info, &layout, isa, hartid);
+    // What the firmware reserves (no-map or not) stays the firmware's: never
+    // the host's, never mapped for it, never convertible.
+    let fw_reserved = devicetree::firmware_reserved(&info);
+    for r in &fw_reserved {
+        if r.overlaps(&layout.salus) {
+            fatal!(
+                "the firmware reserves {:#x}..{:#x}, inside Salus's own memory {:#x}..{:#x}",
+                r.start.bits(),
+                r.end().bits(),
+                layout.salus.start.bits(),
+                layout.salus.end().bits()
+            );
+        }
+        info!(
+            "firmware reserves {:#x}..{:#x}",
+            r.start.bits(),
+            r.end().bits()
+        );
+    }
+    memory::reserve_firmware(&fw_reserved);
 
     if !isa.contains(IsaExtensions::H) {
         fatal!("the H extension is missing (riscv,isa has no 'h'): Salus needs a hart with the hypervisor extension");
@@ -99,7 +119,10 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         );
     }
     let host_ram = layout.host_ram();
-    if kernel.len == 0 || !host_ram.contains_range(kernel.start, kernel.len) {
+    if kernel.len == 0
+        || !host_ram.contains_range(kernel.start, kernel.len)
+        || fw_reserved.iter().any(|r| r.overlaps(&kernel))
+    {
         fatal!(
             "host kernel at {:#x} (+{:#x}) is outside host RAM {:#x}..{:#x}",
             kernel.start.bits(),
@@ -110,20 +133,25 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     }
 
     // The host's stage-2 table.
+    let opts = crate::host::cmdline::parse(&info);
     let mode = probe_gstage_mode();
+    let vmid_bits = probe_vmid_bits(mode).min(opts.vmid_bits.unwrap_or(u32::MAX));
+    let vmid_shared = hw_policy::vmids_shared(vmid_bits, crate::tsm::tvm::MAX_TVMS);
     let mut mem = HypTableMemory;
     let mut gstage = match GStageTable::new(&mut mem, mode) {
         Ok(t) => t,
         Err(e) => fatal!("cannot allocate the host's stage-2 root: {:?}", e),
     };
-    if let Err(e) = gstage.map_range(
-        &mut mem,
-        host_ram.start.identity(),
-        host_ram.start,
-        host_ram.len,
-        Perms::RWX,
-    ) {
-        fatal!("cannot map host RAM: {:?}", e);
+    for piece in devicetree::subtract(host_ram, &fw_reserved) {
+        if let Err(e) = gstage.map_range(
+            &mut mem,
+            piece.start.identity(),
+            piece.start,
+            piece.len,
+            Perms::RWX,
+        ) {
+            fatal!("cannot map host RAM: {:?}", e);
+        }
     }
     // The host's IMSIC: each hart's S-level file GPA -> its guest file 1.
     let mut host_vgein = 0;
@@ -150,30 +178,24 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         host_vgein = 1;
     }
 
-    let mut henvcfg = 0;
-    if isa.contains(IsaExtensions::SSTC) {
-        henvcfg |= bits::HENVCFG_STCE;
-    }
-    if isa.contains(IsaExtensions::SVADU) {
-        henvcfg |= bits::HENVCFG_ADUE;
-    }
-    if isa.contains(IsaExtensions::SVPBMT) {
-        henvcfg |= bits::HENVCFG_PBMTE;
-    }
-    if isa.contains(IsaExtensions::ZICBOM) {
-        henvcfg |= bits::HENVCFG_CBIE_INV | bits::HENVCFG_CBCFE;
-    }
-    if isa.contains(IsaExtensions::ZICBOZ) {
-        henvcfg |= bits::HENVCFG_CBZE;
-    }
+    let henvcfg = hw_policy::host_henvcfg(hw_policy::EnvFeatures {
+        sstc: isa.contains(IsaExtensions::SSTC),
+        svadu: isa.contains(IsaExtensions::SVADU),
+        svpbmt: isa.contains(IsaExtensions::SVPBMT),
+        zicbom: isa.contains(IsaExtensions::ZICBOM),
+        zicboz: isa.contains(IsaExtensions::ZICBOZ),
+    });
     // PCI behind the IOMMU (maps ECAM and the windows into the host's
     // stage-2 when the host gets them).
-    let opts = crate::host::cmdline::parse(&info);
     if opts.check {
         crate::tsm::enable_deep_checks();
     }
     if opts.bench {
         crate::host::stats::enable();
+    }
+    if opts.no_htinst {
+        info!("salus.no_htinst: trapped MMIO instructions are read with HLVX");
+        crate::host::mmio::set_no_htinst(true);
     }
     let host_pci = crate::host::pci::setup(
         &info,
@@ -198,6 +220,13 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
             0
         },
         henvcfg,
+        cbom_block: if isa.contains(IsaExtensions::ZICBOM) {
+            cbom_block(&info)
+        } else {
+            0
+        },
+        vmid_bits,
+        vmid_shared,
         host_hgatp: gstage.hgatp(0),
         host_vgein,
         mvendorid: sbi_call::base_value(4),
@@ -209,7 +238,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     // The host's device tree, written where the firmware's was (QEMU picked
     // that spot clear of the images it loaded).
     let host_fdt_addr = fdt_addr;
-    let reserved = [layout.firmware, layout.salus];
+    let reserved = devicetree::host_reserved(&[layout.firmware, layout.salus], &fw_reserved);
     let mut host_view = crate::host::pci::host_view(&info, &host_pci);
     if let Some(k) = host_view.kernel.as_mut() {
         k.bootargs = Some(crate::host::cmdline::host_bootargs(&info));
@@ -231,12 +260,22 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
             .is_some_and(|m| fdt_slot.is_some_and(|s| s.overlaps(&m.range)))
     };
     if !fdt_slot.is_some_and(|s| host_ram.contains_range(s.start, s.len))
+        || fdt_slot.is_some_and(|s| fw_reserved.iter().any(|r| r.overlaps(&s)))
         || clash(&info.kernel)
         || clash(&info.initrd)
     {
         fatal!("no room for the host device tree at {:#x}", host_fdt_addr);
     }
     phys::copy_to(HostPhysAddr::new(host_fdt_addr), &host_dtb);
+    info!(
+        "VMID: {} bits{}",
+        vmid_bits,
+        if vmid_shared {
+            ", too few for every TVM: TVMs share VMID 0, TLB fence on every switch"
+        } else {
+            ""
+        }
+    );
     info!(
         "host: kernel at {:#x} ({} KiB), device tree at {:#x} ({} bytes), stage-2 {:?}",
         kernel.start.bits(),
@@ -284,6 +323,19 @@ fn host_fdt_config(
     }
 }
 
+/// The smallest cache-block size any hart reports (64 when none does):
+/// flushing in smaller steps than the real block is only slower.
+fn cbom_block(info: &MachineInfo) -> u64 {
+    let min = info
+        .cpus
+        .iter()
+        .filter_map(|c| c.cbom_block_size)
+        .filter(|b| b.is_power_of_two() && *b >= 8)
+        .min()
+        .unwrap_or(64);
+    min as u64
+}
+
 /// Sv48x4 when the hart has it, else Sv39x4 (hgatp.MODE is WARL).
 fn probe_gstage_mode() -> GStageMode {
     csr::write!(num::HGATP, GStageMode::Sv48x4.hgatp_mode() << 60);
@@ -294,6 +346,17 @@ fn probe_gstage_mode() -> GStageMode {
     } else {
         GStageMode::Sv39x4
     }
+}
+
+/// VMIDLEN: write all ones to hgatp.VMID (with a supported MODE, or the
+/// whole write would be ignored) and count the bits that stick.
+fn probe_vmid_bits(mode: GStageMode) -> u32 {
+    let ones = ((1u64 << hw_policy::HGATP_VMID_MAX_BITS) - 1) << hw_policy::HGATP_VMID_SHIFT;
+    csr::write!(num::HGATP, (mode.hgatp_mode() << 60) | ones);
+    let got = csr::read!(num::HGATP);
+    csr::write!(num::HGATP, 0);
+    crate::arch::hfence_gvma_all();
+    hw_policy::vmid_bits(got)
 }
 
 /// Per-hart hypervisor CSRs: trap vector, delegation, counters, the host's

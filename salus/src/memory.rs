@@ -182,6 +182,23 @@ pub fn init(layout: Layout) {
     PAGE_MAP.call_once(|| Mutex::new(map));
 }
 
+/// Marks the firmware's reserved ranges (their parts in RAM) as Firmware.
+/// Boot only, after `init`, before the host exists.
+pub fn reserve_firmware(ranges: &[HostRange]) {
+    let ram = LAYOUT.get().expect("memory::init ran").ram;
+    let mut map = page_map().lock();
+    for r in ranges {
+        let start = r.start.bits().max(ram.start.bits());
+        let end = r.end().bits().min(ram.end().bits());
+        if let Some(part) = HostRange::new(HostPhysAddr::new(start), end.saturating_sub(start))
+            .filter(|p| p.len != 0)
+        {
+            map.set_range(part, PageState::Firmware)
+                .expect("clipped to RAM");
+        }
+    }
+}
+
 pub fn page_map() -> &'static Mutex<PageMap<'static>> {
     PAGE_MAP.get().expect("memory::init ran")
 }

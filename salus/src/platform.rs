@@ -16,6 +16,13 @@ pub struct Platform {
     /// Bytes per vector register (0 without V).
     pub vlenb: u64,
     pub henvcfg: u64,
+    /// Zicbom cache-block size in bytes (a power of two), 0 without Zicbom.
+    pub cbom_block: u64,
+    /// VMIDLEN probed at boot.
+    pub vmid_bits: u32,
+    /// Too few VMID bits for every TVM slot plus the host: TVMs run as
+    /// VMID 0 and every hgatp switch fences (see `hw_policy::vmid_for`).
+    pub vmid_shared: bool,
     /// hgatp of the host's stage-2 table.
     pub host_hgatp: u64,
     /// hstatus.VGEIN for the host (0 without an IMSIC guest file).

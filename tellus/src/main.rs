@@ -59,6 +59,14 @@ extern "C" fn tellus_main(hartid: u64, fdt: u64, boot_instret: u64) -> ! {
         if p.has_sstc { "yes" } else { "no" },
         fdt
     );
+    if let Some(a) = p.fw_resv {
+        attack::hw::fw_reserved_scenario(p, a);
+        finish()
+    }
+    if p.attack_reboot {
+        attack::hw::reboot_scenario(p);
+        finish()
+    }
     tests::run(p);
     finish()
 }

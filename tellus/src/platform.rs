@@ -88,6 +88,17 @@ pub struct Platform {
     pub has_zknh: bool,
     /// `fuzz` in bootargs: randomized COVH sequences (`seed=N`, `iters=N`).
     pub fuzz: bool,
+    /// `attack-reboot` in bootargs: only the reboot attack (TVM secret
+    /// across a warm reset), see `attack::hw::reboot_scenario`.
+    pub attack_reboot: bool,
+    /// `salus.no_htinst` in bootargs: Salus reads trapped MMIO
+    /// instructions with HLVX.
+    pub no_htinst: bool,
+    /// `fw-resv=ADDR`: only check that ADDR, which the firmware's tree
+    /// reserves, is out of the host's reach (`attack::hw`).
+    pub fw_resv: Option<u64>,
+    /// The ns16550a Salus emulates for the host (0 if none).
+    pub uart: u64,
     pub seed: u64,
     pub fuzz_iters: u64,
     /// `fuzz-harts=1`: fuzz from the boot hart only (default: every hart).
@@ -172,6 +183,10 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         bench: false,
         skip_oob_dbcn: false,
         fail_selftest: false,
+        attack_reboot: false,
+        no_htinst: false,
+        fw_resv: None,
+        uart: 0,
         has_zknh: false,
         fuzz: false,
         seed: 1,
@@ -180,6 +195,13 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fuzz_nofence: false,
     };
 
+    if let Some(r) = fdt
+        .find_compatible(&["ns16550a"])
+        .and_then(|n| n.reg())
+        .and_then(|mut r| r.next())
+    {
+        p.uart = r.starting_address as u64;
+    }
     let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
     if let Some(tb) = cpus.property("timebase-frequency") {
         p.timebase = be_u64(tb.value).unwrap_or(0);
@@ -280,6 +302,14 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         p.fail_selftest = args.split_whitespace().any(|w| w == "fail-selftest");
         for w in args.split_whitespace() {
             p.fuzz |= w == "fuzz";
+            p.attack_reboot |= w == "attack-reboot";
+            p.no_htinst |= w == "salus.no_htinst";
+            if let Some(v) = w
+                .strip_prefix("fw-resv=0x")
+                .and_then(|v| u64::from_str_radix(v, 16).ok())
+            {
+                p.fw_resv = Some(v);
+            }
             if let Some(v) = w.strip_prefix("seed=").and_then(|v| v.parse().ok()) {
                 p.seed = v;
             }

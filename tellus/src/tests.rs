@@ -123,6 +123,7 @@ pub fn run(p: &Platform) {
     run_one("salus_memory_fault", p, test_salus_fault);
     run_one("dbcn_oob", p, test_dbcn_oob);
     run_one("srst_invalid", p, test_srst_invalid);
+    run_one("uint32_upper_bits", p, test_uint32_upper_bits);
     crate::tee::tests::run(p);
     if p.fail_selftest {
         run_one("fail_selftest", p, test_fail_selftest);
@@ -1130,4 +1131,33 @@ fn test_srst_invalid(t: &mut T, _p: &Platform) {
         ERR_INVALID_PARAM,
         "system_reset(shutdown, reason 0x1234)"
     );
+}
+
+/// SRST's type/reason and HSM's suspend_type are uint32: on RV64 bits
+/// 63..32 of the register are ignored, not rejected.
+fn test_uint32_upper_bits(t: &mut T, p: &Platform) {
+    const JUNK: u64 = 0xdead_beef << 32;
+    // A vendor-specific reset type (0xF000_0000): not supported, whatever
+    // is above bit 31. Rejecting the junk would say "invalid parameter".
+    check_err!(
+        t,
+        sbi::call(EID_SRST, 0, [JUNK | 0xF000_0000, 0, 0, 0, 0, 0]),
+        ERR_NOT_SUPPORTED,
+        "system_reset(type 0xdeadbeef_f0000000)"
+    );
+    // Default retentive suspend (type 0) with junk above: suspends and
+    // returns 0 (woken by a timer, as in hsm_stop_suspend).
+    arch::interrupts_disable();
+    arch::sie_set(arch::STIP);
+    let _ = sbi::set_timer(arch::read_time() + p.ms(2));
+    let r = sbi::call(
+        EID_HSM,
+        sbi_abi::hsm::HART_SUSPEND as u64,
+        [JUNK, 0, 0, 0, 0, 0],
+    );
+    arch::interrupts_enable();
+    let _ = sbi::set_timer(u64::MAX);
+    if r.error != ERR_NOT_SUPPORTED {
+        check_err!(t, r, OK, "hart_suspend(type 0xdeadbeef_00000000)");
+    }
 }

@@ -97,7 +97,19 @@ fn tee_two_harts() {
 
 #[test]
 fn tee_four_harts_vector_off() {
-    let (out, r) = run_tee(QemuConfig::tellus().ncpu(4).cpu("rv64,v=false,sstc=true"));
+    // Also too few VMID bits for every TVM: TVMs share VMID 0 with the host
+    // and every hgatp switch fences.
+    let (out, r) = run_tee(
+        QemuConfig::tellus()
+            .ncpu(4)
+            .cpu("rv64,v=false,sstc=true")
+            .bootargs("salus.vmid_bits=3"),
+    );
+    assert!(
+        out.console.contains("VMID: 3 bits, too few"),
+        "salus.vmid_bits=3 not in effect\n{}",
+        out.describe(40)
+    );
     assert!(
         !r.outcomes.iter().any(|o| o.name == "guestvm:vector"),
         "guestvm ran its vector test without V\n{}",

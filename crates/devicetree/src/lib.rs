@@ -24,6 +24,7 @@ extern crate alloc;
 mod build;
 mod isa;
 mod parse;
+mod reserve;
 mod validate;
 
 use alloc::string::String;
@@ -34,6 +35,7 @@ use hyp_addr::{HostPhysAddr, HostRange};
 
 pub use build::{build_host_fdt, HostFdtBuilder, HostFdtConfig, HostUart};
 pub use isa::{extensions_from_list, is_hypervisor_only, IsaExtensions, IsaString};
+pub use reserve::{firmware_reserved, host_reserved, subtract};
 
 /// Why a DTB could not be read or written.
 #[derive(Debug, PartialEq, Eq)]

@@ -45,6 +45,8 @@ struct Sim {
     stall_fences: bool,
     /// IODIR commands are treated as illegal.
     reject_iodir: bool,
+    /// IOTINVAL commands are treated as illegal.
+    reject_iotinval: bool,
     /// Modes the simulated `ddtp` accepts.
     ddt_modes: Vec<u64>,
 }
@@ -113,6 +115,10 @@ impl Sim {
                     if let Some((addr, data)) = completion {
                         self.wr32(addr, data);
                     }
+                }
+                Command::IotinvalGvma { .. } if self.reject_iotinval => {
+                    self.cqcsr |= cqcsr::CMD_ILL;
+                    return;
                 }
                 Command::IodirInvalDdt { .. } | Command::IodirInvalPdt { .. }
                     if self.reject_iodir =>
@@ -583,6 +589,63 @@ fn invalidate_gstage_commands() {
         }
     );
 }
+
+/// The TSM completes a page conversion only when the host's G-stage
+/// invalidation is known to be done: every way it can fail must be an
+/// error, never a silent success.
+#[test]
+fn failed_gstage_invalidation_is_an_error() {
+    let (sim, r) = setup(
+        QEMU_CAPS,
+        InitConfig {
+            spin_limit: 1000,
+            ..Default::default()
+        },
+    );
+    let mut iommu = r.unwrap();
+    sim.borrow_mut().stall_fences = true;
+    assert_eq!(
+        iommu.invalidate_gstage(HOST),
+        Err(Error::Timeout(WaitFor::FenceCompletion))
+    );
+    // Still stalled: the first fence's pending completion must not make a
+    // retry look done.
+    assert_eq!(
+        iommu.invalidate_gstage(HOST),
+        Err(Error::Timeout(WaitFor::FenceCompletion))
+    );
+    // Once the IOMMU makes progress again, a retry succeeds (and the
+    // invalidation really reached it).
+    sim.borrow_mut().stall_fences = false;
+    iommu.invalidate_gstage(HOST).unwrap();
+    let n = sim
+        .borrow()
+        .log
+        .iter()
+        .filter(|c| {
+            **c == Command::IotinvalGvma {
+                gscid: Some(HOST),
+                addr: None,
+            }
+        })
+        .count();
+    assert_eq!(n, 3);
+
+    // An IOMMU that refuses the invalidation (illegal command).
+    let (sim, r) = setup(QEMU_CAPS, InitConfig::default());
+    let mut iommu = r.unwrap();
+    sim.borrow_mut().reject_iotinval = true;
+    assert!(matches!(
+        iommu.invalidate_gstage(HOST),
+        Err(Error::CommandQueue { cqcsr, .. }) if cqcsr & cqcsr::CMD_ILL != 0
+    ));
+    // The queue stays stopped until software clears the error: later
+    // invalidations fail too instead of being skipped.
+    sim.borrow_mut().reject_iotinval = false;
+    assert!(iommu.invalidate_gstage(HOST).is_err());
+}
+
+const HOST: u16 = 0;
 
 #[test]
 fn command_queue_wraps() {

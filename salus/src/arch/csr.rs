@@ -74,13 +74,6 @@ pub mod bits {
     pub const HSTATEEN0_ENVCFG: u64 = 1 << 62;
     pub const HSTATEEN0_SE0: u64 = 1 << 63;
 
-    pub const HENVCFG_FIOM: u64 = 1 << 0;
-    pub const HENVCFG_CBIE_INV: u64 = 3 << 4;
-    pub const HENVCFG_CBCFE: u64 = 1 << 6;
-    pub const HENVCFG_CBZE: u64 = 1 << 7;
-    pub const HENVCFG_ADUE: u64 = 1 << 61;
-    pub const HENVCFG_PBMTE: u64 = 1 << 62;
-    pub const HENVCFG_STCE: u64 = 1 << 63;
 }
 
 /// Reads a CSR by number.

@@ -6,7 +6,9 @@
 //! and `sret`s. The trap vector swaps `a0` with `sscratch`: non-zero means the
 //! trap came from the guest, so it saves the guest GPRs and `sepc`, reloads
 //! Salus's registers and "returns" from `run_guest`. Zero means Salus itself
-//! trapped, which is a bug in Salus: it is reported and the machine stopped.
+//! trapped: a fault of the HLVX read in `salus_hlvx_hu` resumes at its
+//! fixup; anything else is a bug in Salus: it is reported and the machine
+//! stopped.
 
 use core::arch::global_asm;
 
@@ -223,8 +225,42 @@ salus_trap_entry:
     ret
 
 .Lhyp_trap:
-    csrrw a0, sscratch, a0
+    // a0 = 0, sscratch = Salus's a0. The one expected trap in Salus: the
+    // HLVX in salus_hlvx_hu faulting (the host page went away since the
+    // host's trap): resume at its fixup. Below sp is free (no red zone
+    // is in use while Salus traps).
+    sd t0, -8(sp)
+    csrr a0, sepc
+    la t0, .Lhlvx_insn
+    bne a0, t0, 1f
+    la t0, .Lhlvx_fixup
+    csrw sepc, t0
+    ld t0, -8(sp)
+    csrrw a0, sscratch, zero
+    sret
+1:  ld t0, -8(sp)
+    csrrw a0, sscratch, zero
     j salus_hyp_fault
+
+    // HLVX.HU a0 <- (a0) with a fault fixup: returns (a0 = parcel, a1 = 1)
+    // or (0, 0) if the read faulted. The fault's trap overwrote
+    // sstatus.SPP and hstatus.SPV/SPVP that the host's trap had set, so the
+    // fixup puts back the values read before.
+    .global salus_hlvx_hu
+    .balign 4
+salus_hlvx_hu:
+    csrr t1, sstatus
+    csrr t2, hstatus
+    li a1, 1
+.Lhlvx_insn:
+    .insn r 0x73, 4, 0x32, a0, a0, x3
+    ret
+.Lhlvx_fixup:
+    csrw sstatus, t1
+    csrw hstatus, t2
+    li a0, 0
+    li a1, 0
+    ret
 
     .section .stacks, "aw", @nobits
     .balign 4096
@@ -237,7 +273,15 @@ __salus_stacks:
     stacks_bytes = const STACK_SIZE * MAX_HARTS,
 );
 
+/// Result of `salus_hlvx_hu`: (parcel, 1) or (0, 0) after a fault.
+#[repr(C)]
+struct HlvxResult {
+    value: u64,
+    ok: u64,
+}
+
 extern "C" {
+    fn salus_hlvx_hu(gva: u64) -> HlvxResult;
     fn salus_run_guest(regs: *mut GuestRegs);
     fn salus_trap_entry();
     fn _secondary_start();
@@ -262,6 +306,17 @@ pub fn hart_id() -> usize {
     // SAFETY: reads a register; no memory effects.
     unsafe { core::arch::asm!("mv {0}, tp", out(reg) id, options(nomem, nostack)) };
     id
+}
+
+/// HLVX.HU of the guest's `gva` (guest translation, hstatus.SPVP
+/// privilege); `None` if the read faulted.
+pub fn hlvx_hu(gva: u64) -> Option<u16> {
+    // SAFETY: salus_hlvx_hu only reads guest memory through the guest's
+    // translation and clobbers caller-saved registers (a standard call); a
+    // fault in it is caught by the trap vector, which resumes at its fixup
+    // with sstatus/hstatus restored.
+    let r = unsafe { salus_hlvx_hu(gva) };
+    (r.ok != 0).then_some(r.value as u16)
 }
 
 /// Address of the trap vector, for `stvec` (direct mode).

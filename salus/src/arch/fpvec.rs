@@ -80,8 +80,8 @@ pub fn vlenb() -> u64 {
 pub fn save_vector(csrs: &mut VecCsrs, area: &mut [u8]) {
     assert!(area.len() as u64 >= 32 * vlenb());
     // SAFETY: the whole-register stores write 32 * vlenb bytes into `area`
-    // (checked above); vl/vtype are read first and restored by
-    // `restore_vector`, the vsetvli here only clobbers them meanwhile.
+    // (checked above); the vector CSRs (vstart included) are read before
+    // anything changes them and `restore_vector` puts them back.
     unsafe {
         core::arch::asm!(
             ".option push",
@@ -90,6 +90,8 @@ pub fn save_vector(csrs: &mut VecCsrs, area: &mut [u8]) {
             "csrr {vtype}, vtype",
             "csrr {vstart}, vstart",
             "csrr {vcsr}, vcsr",
+            // Whole-register stores honour vstart: start at element 0.
+            "csrw vstart, zero",
             "csrr {step}, vlenb",
             "slli {step}, {step}, 3",
             "mv {q}, {p}",
@@ -122,6 +124,9 @@ pub fn restore_vector(csrs: &VecCsrs, area: &[u8]) {
         core::arch::asm!(
             ".option push",
             ".option arch, +v",
+            // Whole-register loads honour vstart (whatever the previous
+            // owner left): start at element 0; the saved vstart goes last.
+            "csrw vstart, zero",
             "csrr {step}, vlenb",
             "slli {step}, {step}, 3",
             "mv {q}, {p}",

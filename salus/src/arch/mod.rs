@@ -25,6 +25,13 @@ pub fn hfence_gvma_all() {
     unsafe { core::arch::asm!(".insn r 0x73, 0, 0x31, x0, x0, x0", options(nostack)) }
 }
 
+/// After an hgatp switch between VMs that share a VMID: no TLB entry of
+/// the previous VM (G-stage, combined or VS-stage) survives on this hart.
+pub fn fence_shared_vmid() {
+    hfence_gvma_all();
+    hfence_vvma_all();
+}
+
 /// Invalidates all VS-stage TLB entries of the current VMID on this hart.
 #[inline(always)]
 pub fn hfence_vvma_all() {

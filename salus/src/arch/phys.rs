@@ -26,6 +26,39 @@ pub fn zero(pa: HostPhysAddr, len: u64) {
     unsafe { core::ptr::write_bytes(pa.bits() as *mut u8, 0, len as usize) }
 }
 
+/// Zeroes `len` bytes at `pa` (both 8-byte aligned) and, on harts with
+/// Zicbom, writes the zeros back to memory (`cbo.flush` per cache block).
+/// For memory leaving a TVM or returning to the host: the zeros must reach
+/// DRAM, or a non-cacheable mapping (Svpbmt) of the page would still read
+/// what the TVM left there.
+pub fn scrub(pa: HostPhysAddr, len: u64) {
+    zero(pa, len);
+    let block = crate::platform::get().cbom_block;
+    if block == 0 || len == 0 {
+        return;
+    }
+    let mut a = pa.bits() & !(block - 1);
+    let end = pa.bits() + len;
+    while a < end {
+        // SAFETY: cbo.flush (MISC-MEM, funct3 2, imm 2 = flush; `.insn` so
+        // no assembler extension is needed)
+        // writes a cache block back to memory; it changes no memory
+        // contents and `a` lies in the range Salus just zeroed (rounded
+        // down to its block, still RAM the caller owns).
+        unsafe {
+            core::arch::asm!(
+                ".insn i 0x0f, 2, x0, {0}, 2",
+                in(reg) a,
+                options(nostack),
+            )
+        };
+        a += block;
+    }
+    // The flushes complete before any later access (host re-mapping).
+    // SAFETY: a full fence has no effect on Rust-visible state.
+    unsafe { core::arch::asm!("fence rw, rw", options(nostack)) };
+}
+
 /// Copies `dst.len()` bytes out of physical memory at `src`.
 pub fn copy_from(src: HostPhysAddr, dst: &mut [u8]) {
     // SAFETY: callers validated that [src, src + len) is readable RAM that no
@@ -101,7 +134,7 @@ pub unsafe fn object_ref<T>(pa: HostPhysAddr) -> &'static T {
 
 /// Copies `len` bytes between two physical ranges.
 pub fn copy_phys(dst: HostPhysAddr, src: HostPhysAddr, len: u64) {
-    if (dst.bits() | src.bits() | len) % 64 == 0 {
+    if (dst.bits() | src.bits() | len).is_multiple_of(64) {
         // Whole pages: 64 bytes per iteration (the generic memcpy moves one
         // word per loop trip; this runs for every measured page).
         let (d, s) = (dst.bits() as *mut [u64; 8], src.bits() as *const [u64; 8]);

@@ -13,6 +13,12 @@
 //! * `salus.check`: after every COVH call Salus also cross-checks the page
 //!   map against the TSM's own records (slow; for fuzzing).
 //!
+//! * `salus.no_htinst`: ignore `htinst` and always read a trapping
+//!   instruction with HLVX (the path hardware without htinst takes; for
+//!   tests on QEMU, which always provides htinst). Left for the host to see.
+//! * `salus.vmid_bits=N`: use at most N VMID bits (tests the shared-VMID
+//!   path on QEMU). Left for the host to see.
+//!
 //! With no command line at all the host gets `console=ttyS0 earlycon=sbi`
 //! (the emulated 16550, and the SBI console for early messages).
 
@@ -31,6 +37,8 @@ pub struct Options {
     pub pci_unsafe: bool,
     pub bench: bool,
     pub check: bool,
+    pub no_htinst: bool,
+    pub vmid_bits: Option<u32>,
 }
 
 fn words(info: &MachineInfo) -> impl Iterator<Item = &str> {
@@ -50,7 +58,12 @@ pub fn parse(info: &MachineInfo) -> Options {
             "salus.pci=unsafe" => o.pci_unsafe = true,
             "salus.bench" => o.bench = true,
             "salus.check" => o.check = true,
-            _ => {}
+            "salus.no_htinst" => o.no_htinst = true,
+            _ => {
+                if let Some(n) = w.strip_prefix("salus.vmid_bits=") {
+                    o.vmid_bits = n.parse().ok();
+                }
+            }
         }
     }
     o

@@ -8,6 +8,7 @@
 use super::vcpu::HostVcpu;
 use crate::arch::csr::{self, num};
 use crate::arch::guest_insn;
+use core::sync::atomic::{AtomicBool, Ordering};
 use riscv_decode::{decode, decode_transformed, width_mask, Access, MemOp, Transformed};
 
 const CAUSE_LOAD_GUEST_PAGE_FAULT: u64 = 21;
@@ -30,30 +31,63 @@ fn device_at(gpa: u64) -> Option<Device> {
     }
 }
 
-/// The load or store that faulted, if it can be emulated.
-fn faulting_op(vcpu: &HostVcpu) -> Option<MemOp> {
-    match decode_transformed(csr::read!(num::HTINST)) {
-        Transformed::MemOp(op) => Some(op),
-        Transformed::None => decode(guest_insn::read_insn(vcpu.regs.sepc)),
-        Transformed::Implicit | Transformed::Other(_) => None,
-    }
+/// `salus.no_htinst`: behave like a hart without htinst (tests the HLVX
+/// path on QEMU).
+static NO_HTINST: AtomicBool = AtomicBool::new(false);
+
+pub fn set_no_htinst(on: bool) {
+    NO_HTINST.store(on, Ordering::Relaxed);
 }
 
-/// Emulates the access at `gpa` that caused guest-page fault `scause`;
-/// false if no device is there or the instruction cannot be emulated (the
-/// caller then reflects an access fault).
-pub fn emulate(vcpu: &mut HostVcpu, scause: u64, gpa: u64) -> bool {
+/// What became of a trapped access.
+pub enum Emulated {
+    /// Done; the host's pc is past the instruction.
+    Done,
+    /// No device there, or an instruction that cannot be emulated: the
+    /// caller reflects an access fault.
+    No,
+    /// The instruction could not be read (the host's page went away, or
+    /// its fetch used a stale translation): the host's pc is unchanged, so
+    /// it re-executes and traps again or takes its own fault.
+    Retry,
+}
+
+/// The load or store that faulted: `Err` if the instruction could not be
+/// read, `Ok(None)` if it is not an emulatable load or store.
+fn faulting_op(vcpu: &HostVcpu) -> Result<Option<MemOp>, ()> {
+    let htinst = if NO_HTINST.load(Ordering::Relaxed) {
+        0
+    } else {
+        csr::read!(num::HTINST)
+    };
+    Ok(match decode_transformed(htinst) {
+        Transformed::MemOp(op) => Some(op),
+        Transformed::None => decode(guest_insn::read_insn(vcpu.regs.sepc).ok_or(())?),
+        Transformed::Implicit | Transformed::Other(_) => None,
+    })
+}
+
+/// Emulates the access at `gpa` that caused guest-page fault `scause`.
+pub fn emulate(vcpu: &mut HostVcpu, scause: u64, gpa: u64) -> Emulated {
     if scause != CAUSE_LOAD_GUEST_PAGE_FAULT && scause != CAUSE_STORE_GUEST_PAGE_FAULT {
-        return false;
+        return Emulated::No;
     }
     let Some(dev) = device_at(gpa) else {
-        return false;
+        return Emulated::No;
     };
-    let Some(op) = faulting_op(vcpu) else {
-        return false;
+    let op = match faulting_op(vcpu) {
+        Ok(Some(op)) => op,
+        Ok(None) => return Emulated::No,
+        Err(()) => {
+            // The host's own fetch may have used a stale VS-stage TLB entry
+            // that the walk no longer finds: drop this hart's entries so
+            // the re-execution sees what the walk saw.
+            crate::arch::hfence_vvma_all();
+            return Emulated::Retry;
+        }
     };
     if op.is_store() != (scause == CAUSE_STORE_GUEST_PAGE_FAULT) {
-        return false;
+        return Emulated::No;
     }
     match op.access {
         Access::Load { rd, width, .. } => {
@@ -74,5 +108,5 @@ pub fn emulate(vcpu: &mut HostVcpu, scause: u64, gpa: u64) -> bool {
         }
     }
     vcpu.regs.sepc = vcpu.regs.sepc.wrapping_add(op.len as u64);
-    true
+    Emulated::Done
 }

@@ -19,7 +19,7 @@ pub static GSTAGE: Mutex<Option<GStageTable>> = Mutex::new(None);
 
 /// The host's stage-2 lost mappings: devices behind the IOMMU must not keep
 /// using cached translations either (IOTINVAL.GVMA + IOFENCE.C; a no-op
-/// without an IOMMU).
-pub fn gstage_changed() {
-    pci::host_gstage_changed();
+/// without an IOMMU). Fails when the IOMMU did not confirm it.
+pub fn gstage_changed() -> Result<(), riscv_iommu::Error> {
+    pci::host_gstage_changed()
 }

@@ -72,7 +72,7 @@ pub struct HostPci {
 pub fn hidden_config(gpa: u64) -> bool {
     HIDDEN
         .get()
-        .is_some_and(|v| v.iter().any(|&p| gpa & !(PAGE_SIZE - 1) == p))
+        .is_some_and(|v| v.contains(&(gpa & !(PAGE_SIZE - 1))))
 }
 
 fn is_iommu(f: &FunctionInfo) -> bool {
@@ -314,13 +314,16 @@ fn msi_table(info: &MachineInfo, iommu: &mut HostIommu) -> Option<MsiRedirect> {
 
 /// The host's G-stage lost (or changed) mappings: devices must not keep
 /// cached translations. IOTINVAL.GVMA for the host's GSCID + IOFENCE.C;
-/// a no-op without an IOMMU.
-pub fn host_gstage_changed() {
+/// a no-op without an IOMMU. An error means devices may still use the old
+/// translations.
+pub fn host_gstage_changed() -> Result<(), riscv_iommu::Error> {
     if let Some(iommu) = IOMMU.lock().as_mut() {
         if let Err(e) = iommu.invalidate_gstage(HOST_GSCID) {
             info!("iommu: G-stage invalidation failed: {:?}", e);
+            return Err(e);
         }
     }
+    Ok(())
 }
 
 /// Starts the periodic fault-queue drain on the boot hart (the caller).

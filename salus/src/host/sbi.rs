@@ -206,6 +206,8 @@ fn suspend(
 ) -> Result<HsmDone, SbiError> {
     const RETENTIVE: u64 = hsm::suspend_type::RETENTIVE as u64;
     const NON_RETENTIVE: u64 = hsm::suspend_type::NON_RETENTIVE as u64;
+    // suspend_type is uint32: bits 63..32 are ignored.
+    let kind = kind & 0xffff_ffff;
     if kind != RETENTIVE && kind != NON_RETENTIVE {
         return Err(SbiError::InvalidParam);
     }
@@ -226,8 +228,8 @@ fn suspend(
 }
 
 fn system_reset(kind: u64, reason: u64) -> SbiResult {
-    let kind = u32::try_from(kind).map_err(|_| SbiError::InvalidParam)?;
-    let reason = u32::try_from(reason).map_err(|_| SbiError::InvalidParam)?;
+    // uint32 parameters: on RV64 the upper halves are ignored.
+    let (kind, reason) = (kind as u32, reason as u32);
     match kind {
         srst::RESET_TYPE_SHUTDOWN | srst::RESET_TYPE_COLD_REBOOT | srst::RESET_TYPE_WARM_REBOOT => {
         }
@@ -242,6 +244,9 @@ fn system_reset(kind: u64, reason: u64) -> SbiResult {
         srst::RESET_TYPE_COLD_REBOOT => "cold reboot",
         _ => "warm reboot",
     };
+    // RAM survives a warm reset: no TVM page may reach the next host boot.
+    // A vCPU running elsewhere holds TVM state the TSM cannot clear now.
+    crate::tsm::reset::scrub_for_reset().map_err(|_| SbiError::Failed)?;
     crate::host::stats::report();
     crate::info!("host requested {} (reason {})", what, reason);
     // Before the test finisher too: it ends QEMU at once.
@@ -302,6 +307,11 @@ fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
         Some(NaclFunction::ProbeFeature) => Ok(0),
         Some(NaclFunction::SetShmem) => {
             let (lo, hi, flags) = (a[0], a[1], a[2]);
+            // After a reset that failed in the firmware the TSM lock stays
+            // held (tsm::reset): fail instead of waiting for it.
+            if crate::tsm::reset::resetting() {
+                return Err(SbiError::Failed);
+            }
             let _tsm = crate::tsm::TSM.lock();
             let slot = &hart::shared(vcpu.hartid).nacl_shmem;
             if lo == SHMEM_DISABLE && hi == SHMEM_DISABLE {

@@ -171,8 +171,9 @@ impl HostVcpu {
     fn guest_page_fault(&mut self, scause: u64) {
         let stval = csr::read!(num::STVAL);
         let gpa = (csr::read!(num::HTVAL) << 2) | (stval & 3);
-        if super::mmio::emulate(self, scause, gpa) {
-            return;
+        match super::mmio::emulate(self, scause, gpa) {
+            super::mmio::Emulated::Done | super::mmio::Emulated::Retry => return,
+            super::mmio::Emulated::No => {}
         }
         if crate::memory::host_owns(gpa, 1) {
             // A stale translation from before the page came back (reclaim):

@@ -129,9 +129,10 @@ pub fn global_fence(me: usize) -> CoveResult {
     if tsm.conv.in_flight.is_some() {
         return Err(CoveError::Sbi(SbiError::AlreadyStarted));
     }
-    let batch = core::mem::take(&mut tsm.conv.pending);
     arch::hfence_gvma_all();
-    crate::host::gstage_changed();
+    // Fail closed: devices may still reach the pages, which stay pending.
+    crate::host::gstage_changed().map_err(|_| FAILED)?;
+    let batch = core::mem::take(&mut tsm.conv.pending);
     let waiting = running_harts() & !(1 << me);
     if waiting == 0 {
         complete(&batch);
@@ -182,7 +183,7 @@ pub fn reclaim_pages(base: u64, n: u64) -> CoveResult {
     let mut off = 0;
     while off < range.len {
         let chunk = (2u64 << 20).min(range.len - off);
-        phys::zero(hyp_addr::HostPhysAddr::new(range.start.bits() + off), chunk);
+        phys::scrub(hyp_addr::HostPhysAddr::new(range.start.bits() + off), chunk);
         hart::serve_fences(me);
         off += chunk;
     }

@@ -29,6 +29,7 @@ pub mod invalidate;
 pub mod pages;
 pub mod region;
 pub mod release;
+pub mod reset;
 pub mod run;
 pub mod tvm;
 pub mod vcpu;
@@ -65,7 +66,7 @@ pub static TSM: Mutex<Tsm> = Mutex::new(Tsm {
 /// (INVALID_ADDRESS), `n` non-zero and the range must not wrap
 /// (INVALID_PARAM).
 pub fn page_range(base: u64, n: u64) -> Result<HostRange, CoveError> {
-    if base % PAGE_SIZE != 0 {
+    if !base.is_multiple_of(PAGE_SIZE) {
         return Err(INVALID_ADDRESS);
     }
     let len = n.checked_mul(PAGE_SIZE).ok_or(INVALID_PARAM)?;
@@ -92,7 +93,7 @@ fn get_tsm_info(addr: u64, len: u64) -> CoveResult {
     if len < TsmInfo::SIZE as u64 {
         return Err(INVALID_PARAM);
     }
-    if addr % 4 != 0 || !crate::memory::host_owns(addr, TsmInfo::SIZE as u64) {
+    if !addr.is_multiple_of(4) || !crate::memory::host_owns(addr, TsmInfo::SIZE as u64) {
         return Err(INVALID_ADDRESS);
     }
     crate::arch::phys::copy_to(HostPhysAddr::new(addr), &tsm_info().to_bytes());
@@ -106,6 +107,9 @@ pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
     let Some(f) = CovhFunction::from_fid(fid as u64) else {
         return Err(CoveError::Sbi(SbiError::NotSupported));
     };
+    if reset::resetting() {
+        return Err(FAILED);
+    }
     let me = host.hartid;
     let r = match f {
         CovhFunction::GetTsmInfo => get_tsm_info(a[0], a[1]),

@@ -74,7 +74,7 @@ pub fn scrub_released(me: usize, range: HostRange) {
     let mut off = 0;
     while off < range.len {
         let chunk = SCRUB_CHUNK.min(range.len - off);
-        phys::zero(HostPhysAddr::new(range.start.bits() + off), chunk);
+        phys::scrub(HostPhysAddr::new(range.start.bits() + off), chunk);
         hart::serve_fences(me);
         off += chunk;
     }

@@ -296,7 +296,7 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
     let backend = Backend::select(crate::platform::get().has_zknh);
     let tvm = Tvm {
         id,
-        vmid: slot as u16 + 1,
+        vmid: hw_policy::vmid_for(slot, crate::platform::get().vmid_bits, MAX_TVMS).0,
         runnable: false,
         gstage,
         pool,
