@@ -9,10 +9,10 @@
 //! (4 bytes per 4 KiB page).
 
 use crate::arch::phys;
+use crate::sync::Mutex;
 use hyp_addr::{HostPhysAddr, HostRange, PageSize, PAGE_SIZE};
 use page_tables::PageTableMemory;
 use page_tracking::{Entry, PageMap, PageState};
-use crate::sync::Mutex;
 use spin::Once;
 
 /// Heap for Salus's own allocations (device trees, bookkeeping).

@@ -32,7 +32,7 @@ fn run_tee(cfg: QemuConfig) -> (RunOutput, TellusReport) {
 
 #[track_caller]
 fn check_tee(out: &RunOutput) -> TellusReport {
-    let report = assert_tellus_passed_min(&out, MIN_TESTS);
+    let report = assert_tellus_passed_min(out, MIN_TESTS);
     let ctx = out.describe(60);
     assert!(
         !out.console.contains(NO_COVH),

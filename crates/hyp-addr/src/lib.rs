@@ -275,7 +275,10 @@ mod tests {
         assert!(!r.covers(&g(0x4000, 0x2000)));
         assert!(r.overlaps(&g(0x4000, 0x2000)));
         assert!(!r.overlaps(&g(0x5000, 0x1000)));
-        assert_eq!(r.minus(&g(0x2000, 0x1000)), [g(0x1000, 0x1000), g(0x3000, 0x2000)]);
+        assert_eq!(
+            r.minus(&g(0x2000, 0x1000)),
+            [g(0x1000, 0x1000), g(0x3000, 0x2000)]
+        );
         // Cut off one end, or all of it.
         assert_eq!(r.minus(&g(0, 0x2000))[0].len, 0);
         assert_eq!(r.minus(&g(0, 0x2000))[1], g(0x2000, 0x3000));

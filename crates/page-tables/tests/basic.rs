@@ -468,7 +468,11 @@ fn tables_needed_matches_what_map_allocates() {
         // Crosses a 2 MiB boundary: a second leaf table.
         (0x801f_f000, 0x2000, PageSize::Size4K),
         (0x1_0000_0000, 0x40_0000, PageSize::Size2M),
-        (0x4000_0000_0000 - 0x40_0000_0000, 0x4000_0000, PageSize::Size1G),
+        (
+            0x4000_0000_0000 - 0x40_0000_0000,
+            0x4000_0000,
+            PageSize::Size1G,
+        ),
         (0x8000_3000, 0x1000, PageSize::Size4K),
     ];
     for (gpa, len, size) in cases {
@@ -518,9 +522,15 @@ fn split_tables_needed_matches_unmap() {
     let b = GuestPhysAddr::new(0x4000_3000);
     assert_eq!(t.split_tables_needed(&mem, b), 2);
     // At a 2 MiB boundary: one.
-    assert_eq!(t.split_tables_needed(&mem, GuestPhysAddr::new(0x4020_0000)), 1);
+    assert_eq!(
+        t.split_tables_needed(&mem, GuestPhysAddr::new(0x4020_0000)),
+        1
+    );
     // Aligned to the leaf or unmapped: none.
-    assert_eq!(t.split_tables_needed(&mem, GuestPhysAddr::new(0x4000_0000)), 0);
+    assert_eq!(
+        t.split_tables_needed(&mem, GuestPhysAddr::new(0x4000_0000)),
+        0
+    );
     assert_eq!(t.split_tables_needed(&mem, GuestPhysAddr::new(0x1000)), 0);
     let before = mem.live_tables();
     t.unmap_range(&mut mem, b, 0x1000).unwrap();

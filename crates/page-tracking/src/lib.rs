@@ -407,9 +407,17 @@ impl<'a> PageMap<'a> {
             len: n as u64 * PAGE_SIZE,
         };
         let (to, from_kind, step) = if is_shared {
-            (PageState::Host, StateKind::Shared, ReleaseStep::Unshared(range))
+            (
+                PageState::Host,
+                StateKind::Shared,
+                ReleaseStep::Unshared(range),
+            )
         } else {
-            (PageState::Released, StateKind::Tvm, ReleaseStep::Released(range))
+            (
+                PageState::Released,
+                StateKind::Tvm,
+                ReleaseStep::Released(range),
+            )
         };
         self.entries[first..first + n].fill(Entry::encode(to));
         self.census.sub(from_kind, n as u64);

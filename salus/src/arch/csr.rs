@@ -73,7 +73,6 @@ pub mod bits {
     pub const HSTATEEN0_CSRIND: u64 = 1 << 60;
     pub const HSTATEEN0_ENVCFG: u64 = 1 << 62;
     pub const HSTATEEN0_SE0: u64 = 1 << 63;
-
 }
 
 /// Reads a CSR by number.

@@ -9,8 +9,8 @@ pub mod stats;
 pub mod uart16550;
 pub mod vcpu;
 
-use page_tables::GStageTable;
 use crate::sync::Mutex;
+use page_tables::GStageTable;
 
 /// The host's stage-2 table, built at boot. Page conversion (the TSM)
 /// removes pages from it and reclaim puts them back.

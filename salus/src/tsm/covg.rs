@@ -30,69 +30,69 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
     let mut fence = false;
     let r = (|| {
         let mut tsm = TSM.lock();
-    let tvm = tsm
-        .tvms
-        .get(v.tvm.raw() as u64)
-        .map_err(|_| CoveError::Sbi(SbiError::Failed))?;
-    match f {
-        CovgFunction::AddMmioRegion => {
-            let r = gpa_range(a[0], a[1])?;
-            if r.end().bits() > tvm.gstage.mode().gpa_limit()
-                || tvm.confidential.overlaps(&r)
-                || tvm.mmio.overlaps(&r)
-            {
-                return Err(INVALID_ADDRESS);
+        let tvm = tsm
+            .tvms
+            .get(v.tvm.raw() as u64)
+            .map_err(|_| CoveError::Sbi(SbiError::Failed))?;
+        match f {
+            CovgFunction::AddMmioRegion => {
+                let r = gpa_range(a[0], a[1])?;
+                if r.end().bits() > tvm.gstage.mode().gpa_limit()
+                    || tvm.confidential.overlaps(&r)
+                    || tvm.mmio.overlaps(&r)
+                {
+                    return Err(INVALID_ADDRESS);
+                }
+                if !tvm.mmio.insert(r) {
+                    return Err(CoveError::OutOfMemory);
+                }
+                Ok(0)
             }
-            if !tvm.mmio.insert(r) {
-                return Err(CoveError::OutOfMemory);
+            CovgFunction::RemoveMmioRegion => {
+                let r = gpa_range(a[0], a[1])?;
+                if !tvm.mmio.remove(&r) {
+                    return Err(CoveError::OutOfMemory);
+                }
+                Ok(0)
             }
-            Ok(0)
+            CovgFunction::ShareMemoryRegion => {
+                let r = gpa_range(a[0], a[1])?;
+                if !tvm.confidential.covers(&r) || tvm.shareable.overlaps(&r) {
+                    return Err(INVALID_PARAM);
+                }
+                if !tvm.shareable.insert(r) {
+                    return Err(CoveError::OutOfMemory);
+                }
+                Ok(0)
+            }
+            CovgFunction::UnshareMemoryRegion => {
+                let r = gpa_range(a[0], a[1])?;
+                if !tvm.shareable.covers(&r) {
+                    return Err(INVALID_PARAM);
+                }
+                // All or nothing: the region stays shareable and mapped unless
+                // every shared page in it could be unmapped.
+                let saved = tvm.shareable;
+                if !tvm.shareable.remove(&r) {
+                    return Err(CoveError::OutOfMemory);
+                }
+                if let Err(e) = drop_shared(tvm, r) {
+                    tvm.shareable = saved;
+                    return Err(e);
+                }
+                // Stronger than the spec's host-driven sequence: the host's pages
+                // stop receiving the TVM's writes before the call returns.
+                fence = true;
+                Ok(0)
+            }
+            CovgFunction::AllowExternalInterrupt | CovgFunction::DenyExternalInterrupt => {
+                // No interrupt is injected into TVMs yet (no COVI): record the
+                // guest's wish so it is honoured once injection exists.
+                tvm.ext_interrupts_allowed = f == CovgFunction::AllowExternalInterrupt;
+                Ok(0)
+            }
+            _ => Err(CoveError::Sbi(SbiError::NotSupported)),
         }
-        CovgFunction::RemoveMmioRegion => {
-            let r = gpa_range(a[0], a[1])?;
-            if !tvm.mmio.remove(&r) {
-                return Err(CoveError::OutOfMemory);
-            }
-            Ok(0)
-        }
-        CovgFunction::ShareMemoryRegion => {
-            let r = gpa_range(a[0], a[1])?;
-            if !tvm.confidential.covers(&r) || tvm.shareable.overlaps(&r) {
-                return Err(INVALID_PARAM);
-            }
-            if !tvm.shareable.insert(r) {
-                return Err(CoveError::OutOfMemory);
-            }
-            Ok(0)
-        }
-        CovgFunction::UnshareMemoryRegion => {
-            let r = gpa_range(a[0], a[1])?;
-            if !tvm.shareable.covers(&r) {
-                return Err(INVALID_PARAM);
-            }
-            // All or nothing: the region stays shareable and mapped unless
-            // every shared page in it could be unmapped.
-            let saved = tvm.shareable;
-            if !tvm.shareable.remove(&r) {
-                return Err(CoveError::OutOfMemory);
-            }
-            if let Err(e) = drop_shared(tvm, r) {
-                tvm.shareable = saved;
-                return Err(e);
-            }
-            // Stronger than the spec's host-driven sequence: the host's pages
-            // stop receiving the TVM's writes before the call returns.
-            fence = true;
-            Ok(0)
-        }
-        CovgFunction::AllowExternalInterrupt | CovgFunction::DenyExternalInterrupt => {
-            // No interrupt is injected into TVMs yet (no COVI): record the
-            // guest's wish so it is honoured once injection exists.
-            tvm.ext_interrupts_allowed = f == CovgFunction::AllowExternalInterrupt;
-            Ok(0)
-        }
-        _ => Err(CoveError::Sbi(SbiError::NotSupported)),
-    }
     })();
     (r, fence)
 }
@@ -122,7 +122,11 @@ pub fn hsm(v: &VcpuState, fid: u64, a: [u64; 6]) -> Option<(CoveResult, bool)> {
                 if a[0] == v.vcpu_id {
                     return Err(CoveError::Sbi(SbiError::AlreadyAvailable));
                 }
-                if !tvm.confidential.iter().any(|r| r.contains(hyp_addr::GuestPhysAddr::new(a[1]))) {
+                if !tvm
+                    .confidential
+                    .iter()
+                    .any(|r| r.contains(hyp_addr::GuestPhysAddr::new(a[1])))
+                {
                     return Err(INVALID_ADDRESS);
                 }
                 // Started, or stopped but still being switched out on

@@ -42,10 +42,10 @@ pub fn fence_completed(tvm: &mut Tvm, started: u64) {
 
 /// A 4 KiB-aligned, non-empty guest range (the COVH/COVG argument rules).
 pub fn gpa_range(gpa: u64, len: u64) -> Result<GuestRange, CoveError> {
-    if len == 0 || len % PAGE_SIZE != 0 {
+    if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
         return Err(INVALID_PARAM);
     }
-    if gpa % PAGE_SIZE != 0 {
+    if !gpa.is_multiple_of(PAGE_SIZE) {
         return Err(INVALID_ADDRESS);
     }
     GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_PARAM)
@@ -60,13 +60,11 @@ fn split_cost(tvm: &mut Tvm, region: GuestRange, only_shared: bool) -> u64 {
     let map = memory::page_map().lock();
     [region.start, region.end()]
         .into_iter()
-        .map(|g| {
-            match gstage.translate(&mem, g) {
-                Some(t) if !only_shared || map.state(t.hpa) == Ok(PageState::Shared(id)) => {
-                    gstage.split_tables_needed(&mem, g)
-                }
-                _ => 0,
+        .map(|g| match gstage.translate(&mem, g) {
+            Some(t) if !only_shared || map.state(t.hpa) == Ok(PageState::Shared(id)) => {
+                gstage.split_tables_needed(&mem, g)
             }
+            _ => 0,
         })
         .sum()
 }
@@ -96,7 +94,9 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
             let shared = matches!(map.state(t.hpa), Ok(PageState::Shared(_)));
             match n.checked_sub(1).and_then(|i| runs.get_mut(i)) {
                 Some(r)
-                    if r.gpa + r.len == g && r.hpa + r.len == t.hpa.bits() && r.shared == shared =>
+                    if r.gpa + r.len == g
+                        && r.hpa + r.len == t.hpa.bits()
+                        && r.shared == shared =>
                 {
                     r.len += step
                 }
@@ -150,7 +150,11 @@ impl Pieces {
 /// Takes the invalidated pieces covering `range` out of the table; fails
 /// (changing nothing) unless they cover it completely and, if
 /// `need_fenced`, were all fenced.
-fn take_invalidated(tvm: &mut Tvm, range: GuestRange, need_fenced: bool) -> Result<Pieces, CoveError> {
+fn take_invalidated(
+    tvm: &mut Tvm,
+    range: GuestRange,
+    need_fenced: bool,
+) -> Result<Pieces, CoveError> {
     let mut covered = 0;
     let mut pieces = Pieces {
         list: [Invalidated::default(); MAX_INVALIDATED],

@@ -35,10 +35,10 @@ pub mod tvm;
 pub mod vcpu;
 
 use crate::host::vcpu::HostVcpu;
+use crate::sync::Mutex;
 use cove_abi::{CoveError, CovhFunction, TsmInfo};
 use hyp_addr::{HostPhysAddr, HostRange, PAGE_SIZE};
 use sbi_abi::SbiError;
-use crate::sync::Mutex;
 
 pub type CoveResult = Result<u64, CoveError>;
 

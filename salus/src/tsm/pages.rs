@@ -67,12 +67,12 @@ fn check_add(
     if len > memory::page_map().lock().ram().len {
         return Err(INVALID_PARAM);
     }
-    if base % size.bytes() != 0 {
+    if !base.is_multiple_of(size.bytes()) {
         return Err(INVALID_ADDRESS);
     }
     let range = HostRange::new(HostPhysAddr::new(base), len).ok_or(INVALID_PARAM)?;
     let region = GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_ADDRESS)?;
-    if gpa % size.bytes() != 0 || !allowed(tvm, &region) {
+    if !gpa.is_multiple_of(size.bytes()) || !allowed(tvm, &region) {
         return Err(INVALID_ADDRESS);
     }
     match check_mappable(tvm, region, size) {
@@ -172,7 +172,7 @@ pub fn add_measured_pages(
         let add = check_add(tvm, dest, page_type, n, gpa, |t, r| {
             t.confidential.covers(r)
         })?;
-        if src % PAGE_SIZE != 0 || !memory::host_owns(src, add.range.len) {
+        if !src.is_multiple_of(PAGE_SIZE) || !memory::host_owns(src, add.range.len) {
             return Err(INVALID_ADDRESS);
         }
         memory::page_map()
@@ -185,7 +185,7 @@ pub fn add_measured_pages(
         }
         tvm.measuring = true;
         tvm.busy += 1;
-        (add, tvm.id, tvm.measurement.clone())
+        (add, tvm.id, tvm.measurement)
     };
     // Copy what the TVM will see, then measure the copy: the host can no
     // longer change the destination.

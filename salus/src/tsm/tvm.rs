@@ -158,10 +158,15 @@ pub fn state_pages() -> u64 {
 #[derive(Clone, Copy)]
 enum Slot {
     Free,
-    Live { id: TvmId, state: HostPhysAddr },
+    Live {
+        id: TvmId,
+        state: HostPhysAddr,
+    },
     /// Destroyed; its pages are still being scrubbed (destroy.rs). The slot
     /// (and its VMID) is reused only after that.
-    Dying { id: TvmId },
+    Dying {
+        id: TvmId,
+    },
 }
 
 pub struct Registry {
@@ -241,7 +246,9 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
     if len < TvmCreateParams::SIZE as u64 {
         return Err(INVALID_PARAM);
     }
-    if params_addr % 8 != 0 || !memory::host_owns(params_addr, TvmCreateParams::SIZE as u64) {
+    if !params_addr.is_multiple_of(8)
+        || !memory::host_owns(params_addr, TvmCreateParams::SIZE as u64)
+    {
         return Err(INVALID_ADDRESS);
     }
     let mut raw = [0u8; TvmCreateParams::SIZE];
@@ -337,7 +344,7 @@ pub fn finalize_tvm(id: u64, entry_sepc: u64, entry_arg: u64, identity_addr: u64
         return Err(CoveError::Busy);
     }
     if identity_addr != 0 {
-        if identity_addr % 64 != 0 || !memory::host_owns(identity_addr, 64) {
+        if !identity_addr.is_multiple_of(64) || !memory::host_owns(identity_addr, 64) {
             return Err(INVALID_PARAM);
         }
         let mut ident = [0u8; 64];
@@ -360,11 +367,11 @@ pub fn add_memory_region(id: u64, gpa: u64, len: u64) -> CoveResult {
     if tvm.runnable {
         return Err(INVALID_PARAM);
     }
-    if len == 0 || len % PAGE_SIZE != 0 {
+    if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
         return Err(INVALID_PARAM);
     }
     let region = GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_PARAM)?;
-    if gpa % PAGE_SIZE != 0 || region.end().bits() > tvm.gstage.mode().gpa_limit() {
+    if !gpa.is_multiple_of(PAGE_SIZE) || region.end().bits() > tvm.gstage.mode().gpa_limit() {
         return Err(INVALID_ADDRESS);
     }
     if tvm.confidential.overlaps(&region) {

@@ -4,9 +4,9 @@
 use crate::arch::entry::{reg, GuestRegs};
 use crate::arch::fpvec::{FpState, VecCsrs};
 use core::sync::atomic::{AtomicBool, Ordering};
-use spin::{Mutex, MutexGuard};
 use hyp_addr::PAGE_SIZE;
 use page_tracking::TvmId;
+use spin::{Mutex, MutexGuard};
 
 /// What the host must finish before the vCPU resumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -208,20 +208,29 @@ impl Agent {
         a.id = r.value;
         let r = add_memory_region(a.id, spec.region.0, spec.region.1);
         if r.error != OK {
-            return Err(crate::msg!("agent add_tvm_memory_region: error {}", r.error));
+            return Err(crate::msg!(
+                "agent add_tvm_memory_region: error {}",
+                r.error
+            ));
         }
         if spec.pt_pages > 0 {
             let pt = ar.take(spec.pt_pages, PAGE);
             let r = add_pt_pages(a.id, pt, spec.pt_pages);
             if r.error != OK {
-                return Err(crate::msg!("agent add_tvm_page_table_pages: error {}", r.error));
+                return Err(crate::msg!(
+                    "agent add_tvm_page_table_pages: error {}",
+                    r.error
+                ));
             }
             a.pt_donated += spec.pt_pages;
         }
         let id = a.id;
         let r = a.with_pt(|| add_measured_pages(id, src, code_pg, 0, 1, CODE_GPA));
         if r.error != OK {
-            return Err(crate::msg!("agent add_tvm_measured_pages: error {}", r.error));
+            return Err(crate::msg!(
+                "agent add_tvm_measured_pages: error {}",
+                r.error
+            ));
         }
         let r = create_vcpu(id, 0, vstate);
         if r.error != OK {
@@ -398,7 +407,12 @@ impl Agent {
     }
 
     /// A command where any guest page fault is an error.
-    pub fn cmd_nofault(&mut self, p: &Platform, op: u64, args: [u64; 3]) -> Result<(i64, u64), Msg> {
+    pub fn cmd_nofault(
+        &mut self,
+        p: &Platform,
+        op: u64,
+        args: [u64; 3],
+    ) -> Result<(i64, u64), Msg> {
         self.cmd(p, op, args, &mut |_, c, g| {
             Serve::Stop(crate::msg!("unexpected guest fault (scause {c}) at {g:#x}"))
         })

@@ -173,7 +173,11 @@ fn test_validate_unshared(t: &mut T, p: &Platform, cx: &mut Ctx) {
     }
     let id = ag.id;
     e.done(t, cx, &[id]);
-    check!(t, host_page_ok(h), "host page {h:#x} not host memory after destroy");
+    check!(
+        t,
+        host_page_ok(h),
+        "host page {h:#x} not host memory after destroy"
+    );
 }
 
 fn script_validate_unshared(t: &mut T, p: &Platform, ag: &mut Agent, h: u64) -> Result<(), Msg> {
@@ -193,15 +197,28 @@ fn script_validate_unshared(t: &mut T, p: &Platform, ag: &mut Agent, h: u64) -> 
         return Ok(());
     }
     ag.cmd_nofault(p, OP_STORE, [s, 0x5ee5, 0])?;
-    if !check!(t, rd(h) == 0x5ee5, "sanity: the TVM's store did not reach the shared page") {
+    if !check!(
+        t,
+        rd(h) == 0x5ee5,
+        "sanity: the TVM's store did not reach the shared page"
+    ) {
         return Ok(());
     }
     fill_host(h);
-    if !check_err!(t, tvm_invalidate(id, s, PAGE), OK, "tvm_invalidate_pages({s:#x})") {
+    if !check_err!(
+        t,
+        tvm_invalidate(id, s, PAGE),
+        OK,
+        "tvm_invalidate_pages({s:#x})"
+    ) {
         return Ok(());
     }
     let e = ag.covg(p, agent::COVG_UNSHARE, s, PAGE)?;
-    check!(t, e == OK, "TVM unshare_memory_region({s:#x}, 4K): error {e}");
+    check!(
+        t,
+        e == OK,
+        "TVM unshare_memory_region({s:#x}, 4K): error {e}"
+    );
     // The attack: bring the host page back at a GPA that is confidential
     // only now.
     check_err!(
@@ -276,7 +293,11 @@ fn script_unshare_split(t: &mut T, p: &Platform, ag: &mut Agent, h2: u64) -> Res
     ag.start(p)?;
     let s2 = CODE_GPA + SIZE_2M;
     let e = ag.covg(p, agent::COVG_SHARE, s2, SIZE_2M)?;
-    if !check!(t, e == OK, "TVM share_memory_region({s2:#x}, 2M): error {e}") {
+    if !check!(
+        t,
+        e == OK,
+        "TVM share_memory_region({s2:#x}, 2M): error {e}"
+    ) {
         return Ok(());
     }
     // The pool holds exactly what the mappings so far needed.
@@ -287,7 +308,11 @@ fn script_unshare_split(t: &mut T, p: &Platform, ag: &mut Agent, h2: u64) -> Res
     let piece = s2 + PAGE;
     let hp = h2 + PAGE;
     ag.cmd_nofault(p, OP_STORE, [piece, 0x5ee5, 0])?;
-    if !check!(t, rd(hp) == 0x5ee5, "sanity: the TVM's store did not reach the shared 2 MiB page") {
+    if !check!(
+        t,
+        rd(hp) == 0x5ee5,
+        "sanity: the TVM's store did not reach the shared 2 MiB page"
+    ) {
         return Ok(());
     }
     let donated = ag.pt_donated;
@@ -407,7 +432,9 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
     // A TVM that stores its secret at `g` again and again (each store
     // faults while `g` is unmapped; once it has a translation it loops
     // without exiting).
-    let res = ag.start(p).and_then(|_| agent_hammer_setup(&mut ag, p, g, 64));
+    let res = ag
+        .start(p)
+        .and_then(|_| agent_hammer_setup(&mut ag, p, g, 64));
     if let Err(m) = res {
         check!(t, false, "agent: {m}");
         e.done(t, cx, &[id]);
@@ -467,7 +494,12 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
         }
         // A slow host, not a leak: convert the pages again (the TVM's hart
         // fences once an interrupt brings it out of the TVM).
-        if !check_err!(t, convert_pages(z, ZR_PAGES), OK, "convert_pages({z:#x}) again") {
+        if !check_err!(
+            t,
+            convert_pages(z, ZR_PAGES),
+            OK,
+            "convert_pages({z:#x}) again"
+        ) {
             break;
         }
         let _ = global_fence();
@@ -492,7 +524,13 @@ fn test_zero_rollback(t: &mut T, p: &Platform, cx: &mut Ctx) {
             break;
         }
     }
-    check!(t, back == Some(OK), "hammering hart: {:?} (error {})", back, hm.error.load(Relaxed));
+    check!(
+        t,
+        back == Some(OK),
+        "hammering hart: {:?} (error {})",
+        back,
+        hm.error.load(Relaxed)
+    );
     check!(
         t,
         leaked == 0,
@@ -590,7 +628,12 @@ fn test_long_measured(t: &mut T, p: &Platform, cx: &mut Ctx) {
         return;
     }
     let id = r.value;
-    check_err!(t, add_memory_region(id, CODE_GPA, 16 << 20), OK, "add_tvm_memory_region");
+    check_err!(
+        t,
+        add_memory_region(id, CODE_GPA, 16 << 20),
+        OK,
+        "add_tvm_memory_region"
+    );
     check_err!(t, add_pt_pages(id, pt, 16), OK, "add_tvm_page_table_pages");
     let req = LongReq {
         id,
@@ -610,7 +653,7 @@ fn test_long_measured(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let mut total = 0u64;
     let t0 = arch::read_time();
     while req.state.load(Acquire) == 1 && arch::read_time() - t0 < p.ms(120_000) {
-        let r = if total % 2 == 0 {
+        let r = if total.is_multiple_of(2) {
             local_fence()
         } else {
             nacl_set_shmem(nacl_addr(boot), 0, 0)
@@ -740,7 +783,12 @@ fn test_deadlock(t: &mut T, p: &Platform, cx: &mut Ctx) {
         ));
         return;
     }
-    let Some(mut e) = Env::new(t, p, cx, agent_pages(cx, 8, 0) + 8 + cx.info.tvm_state_pages) else {
+    let Some(mut e) = Env::new(
+        t,
+        p,
+        cx,
+        agent_pages(cx, 8, 0) + 8 + cx.info.tvm_state_pages,
+    ) else {
         return;
     };
     let spec = Spec {
@@ -838,10 +886,7 @@ fn test_heap_destroy(t: &mut T, p: &Platform, cx: &mut Ctx) {
         return;
     };
     let Some(base) = cx.pool.alloc_raw(total, SIZE_2M) else {
-        t.note(format_args!(
-            "skipped: no {} MiB of free RAM",
-            total >> 20
-        ));
+        t.note(format_args!("skipped: no {} MiB of free RAM", total >> 20));
         cx.pool.reset(mark);
         return;
     };
@@ -885,11 +930,22 @@ fn test_heap_destroy(t: &mut T, p: &Platform, cx: &mut Ctx) {
     };
     // The attack: destroy it. Salus must not run out of heap.
     let t0 = arch::read_time();
-    if !check_err!(t, destroy_tvm(id), OK, "destroy_tvm of a {} MiB TVM", total >> 20) {
+    if !check_err!(
+        t,
+        destroy_tvm(id),
+        OK,
+        "destroy_tvm of a {} MiB TVM",
+        total >> 20
+    ) {
         return;
     }
     let ms = (arch::read_time() - t0) / p.ms(1).max(1);
-    if check_err!(t, reclaim_pages(base, pages), OK, "reclaim_pages({base:#x}, {pages})") {
+    if check_err!(
+        t,
+        reclaim_pages(base, pages),
+        OK,
+        "reclaim_pages({base:#x}, {pages})"
+    ) {
         let nonzero = (0..pages)
             .filter(|&k| rd(base + k * PAGE) != 0 || rd(base + k * PAGE + PAGE - 8) != 0)
             .count();

@@ -152,7 +152,7 @@ fn run_worker(m: &mut Model) {
         // Lent pages come back in the single-hart mode too.
         m.resolve();
         m.step();
-        if step % 8 == 0 {
+        if step.is_multiple_of(8) {
             watchdog();
         }
         if m.mismatches > 50 {
