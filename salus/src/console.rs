@@ -162,12 +162,11 @@ pub fn emergency(args: fmt::Arguments) {
     let _ = c.write_fmt(args);
 }
 
-/// Writes out everything still buffered on the way to the console: the
-/// host's partial lines in the emulated UART, then the real UART's
-/// transmitter. Called before the machine stops (SRST, fatal, panic).
+/// Waits for the real UART's transmitter to send what it holds (callers
+/// first flush the host's partial lines, host::uart16550::drain). Called
+/// before the machine stops (SRST, fatal, panic).
 /// Bounded: a hart that died holding a lock does not hang the shutdown.
 pub fn drain() {
-    crate::host::uart16550::drain();
     for _ in 0..1_000_000 {
         if let Some(c) = CONSOLE.try_lock() {
             c.drain();

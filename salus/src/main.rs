@@ -30,6 +30,8 @@ use arch::csr::{self, num};
 /// non-zero.
 pub fn shutdown(failure: bool) -> ! {
     // The host's buffered console output, then ours, before the machine goes.
+    // The host console's pending lines first, then the UART itself.
+    host::uart16550::drain();
     console::drain();
     if failure {
         // OpenSBI's QEMU reset driver (syscon-poweroff) drops the reason, so

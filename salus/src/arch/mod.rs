@@ -8,6 +8,7 @@ pub mod fpvec;
 pub mod guest_insn;
 pub mod phys;
 pub mod sbi_call;
+pub mod vs_trap;
 
 /// Waits for an interrupt (with interrupts globally disabled in HS mode,
 /// a pending-and-enabled interrupt still wakes the hart).

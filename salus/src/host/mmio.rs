@@ -95,12 +95,13 @@ pub fn emulate(vcpu: &mut HostVcpu, scause: u64, gpa: u64) -> Emulated {
                 Device::Uart => super::uart16550::read(gpa),
                 Device::HiddenConfig => width_mask(width),
             };
-            if rd != 0 {
-                vcpu.regs.gprs[rd as usize] = op.extend(raw);
+            if let Some(r) = vcpu.regs.gprs.get_mut(rd as usize).filter(|_| rd != 0) {
+                *r = op.extend(raw);
             }
         }
         Access::Store { rs2, width } => {
-            let value = vcpu.regs.gprs[rs2 as usize] & width_mask(width);
+            // rs2 is a 5-bit field: always a register.
+            let value = vcpu.regs.gprs.get(rs2 as usize).copied().unwrap_or(0) & width_mask(width);
             match dev {
                 Device::Uart => super::uart16550::write(vcpu.hartid, gpa, value),
                 Device::HiddenConfig => {}

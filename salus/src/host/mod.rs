@@ -1,6 +1,15 @@
 //! The host VM: an identity-mapped (GPA == HPA) VM with one vCPU per hart,
 //! its stage-2 table, its device tree and the SBI services it gets.
 
+// Nothing the host passes may make Salus panic: no unwrap, expect, panic
+// or unchecked indexing here (the few exceptions say why).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 pub mod cmdline;
 pub mod mmio;
 pub mod pci;

@@ -250,6 +250,7 @@ fn system_reset(kind: u64, reason: u64) -> SbiResult {
     crate::host::stats::report();
     crate::info!("host requested {} (reason {})", what, reason);
     // Before the test finisher too: it ends QEMU at once.
+    super::uart16550::drain();
     console::drain();
     if kind == srst::RESET_TYPE_SHUTDOWN && reason == srst::RESET_REASON_SYSTEM_FAILURE {
         // Make the failure visible as QEMU's exit status.
@@ -271,23 +272,24 @@ fn dbcn_call(fid: u64, a: [u64; 6]) -> SbiResult {
                 return Err(SbiError::InvalidParam);
             }
             let mut buf = [0u8; DBCN_CHUNK as usize];
-            let buf = &mut buf[..n as usize];
+            // n <= DBCN_CHUNK, the buffer's length.
+            let buf = buf.get_mut(..n as usize).unwrap_or_default();
             if fid as usize == dbcn::CONSOLE_WRITE {
                 phys::copy_from(HostPhysAddr::new(lo), buf);
                 console::write_bytes(buf);
                 Ok(n)
             } else {
                 let mut got = 0;
-                while got < buf.len() {
+                for slot in buf.iter_mut() {
                     match console::read_byte() {
                         Some(b) => {
-                            buf[got] = b;
+                            *slot = b;
                             got += 1;
                         }
                         None => break,
                     }
                 }
-                phys::copy_to(HostPhysAddr::new(lo), &buf[..got]);
+                phys::copy_to(HostPhysAddr::new(lo), buf.get(..got).unwrap_or_default());
                 Ok(got as u64)
             }
         }

@@ -27,7 +27,9 @@ pub fn count(scause: u64) {
     } else {
         code
     };
-    COUNTS[i].fetch_add(1, Ordering::Relaxed);
+    if let Some(c) = COUNTS.get(i) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn name(i: usize) -> &'static str {

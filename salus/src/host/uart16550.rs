@@ -78,7 +78,7 @@ impl LineBuf {
     }
     fn flush(&mut self) {
         if self.len != 0 {
-            console::write_raw(&self.buf[..self.len]);
+            console::write_raw(self.buf.get(..self.len).unwrap_or_default());
             self.len = 0;
         }
     }
@@ -92,8 +92,10 @@ impl LineBuf {
         if self.len == 0 {
             self.since = now;
         }
-        self.buf[self.len] = b;
-        self.len += 1;
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
         if b == b'\n' || self.len == LINE_MAX {
             self.flush();
         }

@@ -201,30 +201,8 @@ impl HostVcpu {
 
     /// Delivers a synchronous exception to the host's trap handler.
     pub fn inject_exception(&mut self, cause: u64, tval: u64) {
-        inject_exception(&mut self.regs, cause, tval);
+        crate::arch::vs_trap::inject_exception(&mut self.regs, cause, tval);
     }
-}
-
-/// Delivers a synchronous exception to the VS-mode trap handler of the
-/// guest whose VS CSRs are loaded (`regs` is its register file), as the
-/// hart would have if the exception were delegated.
-pub fn inject_exception(regs: &mut GuestRegs, cause: u64, tval: u64) {
-    let from_vs = csr::read!(num::SSTATUS) & bits::SSTATUS_SPP != 0;
-    let mut vsstatus = csr::read!(num::VSSTATUS);
-    let sie = vsstatus & bits::SSTATUS_SIE != 0;
-    vsstatus &= !(bits::SSTATUS_SPP | bits::SSTATUS_SPIE | bits::SSTATUS_SIE);
-    if from_vs {
-        vsstatus |= bits::SSTATUS_SPP;
-    }
-    if sie {
-        vsstatus |= bits::SSTATUS_SPIE;
-    }
-    csr::write!(num::VSSTATUS, vsstatus);
-    csr::write!(num::VSCAUSE, cause);
-    csr::write!(num::VSTVAL, tval);
-    csr::write!(num::VSEPC, regs.sepc);
-    regs.sepc = csr::read!(num::VSTVEC) & !3;
-    csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
 }
 
 /// Serves requests other harts posted for this one: owed virtual IPIs and
@@ -266,5 +244,62 @@ pub fn park_and_serve(hartid: usize) -> ! {
             }
         }
         crate::arch::wfi();
+    }
+}
+
+/// The TSM's view of the host (tsm::host_side): the host vCPU on this hart,
+/// the host's stage-2 and the devices behind the IOMMU.
+impl crate::tsm::host_side::HostSide for HostVcpu {
+    fn hartid(&self) -> usize {
+        self.hartid
+    }
+    fn nacl_shmem(&self) -> Option<u64> {
+        self.nacl_shmem
+    }
+    fn saved_fpvec(&mut self) -> crate::tsm::host_side::HostFpVec<'_> {
+        crate::tsm::host_side::HostFpVec {
+            fp: &mut self.fp,
+            vec: &mut self.vec,
+            vec_area: &mut self.vec_area,
+            fp_saved: &mut self.fp_saved,
+            vec_saved: &mut self.vec_saved,
+        }
+    }
+    fn take_interrupt(&mut self, code: u64) {
+        self.handle_interrupt(code)
+    }
+    fn take_timer(&mut self, fired: Sources) {
+        self.host_timer_fired(fired)
+    }
+    fn housekeeping(&mut self) {
+        super::pci::tick(self.hartid)
+    }
+    fn check_housekeeping(&self) {
+        super::pci::check_housekeeping_armed(self.hartid)
+    }
+    fn unmap_pages(&self, range: hyp_addr::HostRange) -> Result<(), ()> {
+        let mut g = super::GSTAGE.lock();
+        let g = g.as_mut().ok_or(())?;
+        g.unmap_range(
+            &mut crate::memory::HypTableMemory,
+            range.start.identity(),
+            range.len,
+        )
+        .map_err(|_| ())
+    }
+    fn map_pages(&self, range: hyp_addr::HostRange) -> Result<(), ()> {
+        let mut g = super::GSTAGE.lock();
+        let g = g.as_mut().ok_or(())?;
+        g.map_range(
+            &mut crate::memory::HypTableMemory,
+            range.start.identity(),
+            range.start,
+            range.len,
+            page_tables::Perms::RWX,
+        )
+        .map_err(|_| ())
+    }
+    fn fence_devices(&self) -> Result<(), ()> {
+        super::gstage_changed().map_err(|_| ())
     }
 }

@@ -1,54 +1,121 @@
 //! Page conversion (host -> confidential), the global/local fence protocol
 //! that completes it, and reclaim (confidential -> host).
 
+use super::host_side::HostSide;
 use super::{page_range, CoveResult, FAILED, INVALID_ADDRESS, TSM};
 use crate::arch::{self, phys};
 use crate::hart::{self, HsmState};
-use crate::memory::{self, HypTableMemory};
-use alloc::vec::Vec;
+use crate::memory;
 use cove_abi::CoveError;
 use hyp_addr::{HostRange, PAGE_SIZE};
-use page_tables::Perms;
 use sbi_abi::SbiError;
 
 /// Ranges converted but not yet covered by a completed fence are bounded so
-/// a hostile host cannot grow Salus's heap without limit.
+/// a hostile host cannot grow Salus's memory: a fixed list, no heap.
 const MAX_PENDING: usize = 1024;
 
-struct Fence {
-    /// Harts that must still call local_fence.
-    waiting: u64,
-    batch: Vec<HostRange>,
+/// A fixed-capacity list of host ranges.
+pub struct RangeList {
+    ranges: [HostRange; MAX_PENDING],
+    len: usize,
 }
 
+impl RangeList {
+    const fn new() -> Self {
+        RangeList {
+            ranges: [HostRange {
+                start: hyp_addr::HostPhysAddr::new(0),
+                len: 0,
+            }; MAX_PENDING],
+            len: 0,
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &HostRange> {
+        self.ranges.iter().take(self.len)
+    }
+    fn is_full(&self) -> bool {
+        self.len >= MAX_PENDING
+    }
+    /// Appends `r`, merged with the last range when contiguous (the common
+    /// case); false when full.
+    fn push(&mut self, r: HostRange) -> bool {
+        if let Some(last) = self.len.checked_sub(1).and_then(|i| self.ranges.get_mut(i)) {
+            if last.end() == r.start {
+                last.len += r.len;
+                return true;
+            }
+        }
+        match self.ranges.get_mut(self.len) {
+            Some(slot) => {
+                *slot = r;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The conversion bookkeeping. Two fixed lists that trade roles (never
+/// moved: each is 16 KiB, too big for a hart's stack): one collects new
+/// conversions, the other holds the batch of the fence in flight.
 pub struct Conversions {
-    /// Converted since the last global_fence started.
-    pending: Vec<HostRange>,
-    in_flight: Option<Fence>,
+    lists: [RangeList; 2],
+    /// Which list collects new conversions (the second one if true).
+    pending: bool,
+    /// Harts that must still call local_fence for the batch; None when no
+    /// fence is in flight (the batch list is then empty).
+    waiting: Option<u64>,
 }
 
 impl Conversions {
     pub const fn new() -> Self {
         Conversions {
-            pending: Vec::new(),
-            in_flight: None,
+            lists: [RangeList::new(), RangeList::new()],
+            pending: false,
+            waiting: None,
+        }
+    }
+
+    fn pending(&mut self) -> &mut RangeList {
+        let [a, b] = &mut self.lists;
+        if self.pending {
+            b
+        } else {
+            a
+        }
+    }
+
+    fn batch(&mut self) -> &mut RangeList {
+        let [a, b] = &mut self.lists;
+        if self.pending {
+            a
+        } else {
+            b
         }
     }
 
     /// Pages converted and not yet released by a completed fence.
     pub fn queued_pages(&self) -> u64 {
-        let batch = self.in_flight.as_ref().map_or(&[][..], |f| &f.batch[..]);
-        self.pending
+        self.lists
             .iter()
-            .chain(batch)
+            .flat_map(|l| l.iter())
             .map(|r| r.len / PAGE_SIZE)
             .sum()
+    }
+
+    /// The batch's fence has completed on every hart.
+    fn complete_batch(&mut self) {
+        self.waiting = None;
+        let batch = self.batch();
+        complete(batch);
+        batch.len = 0;
     }
 }
 
 /// COVH convert_pages: Host -> ConvertPending, and out of the host's
 /// stage-2 at once, so the host loses access before anything else happens.
-pub fn convert_pages(base: u64, n: u64) -> CoveResult {
+pub fn convert_pages(host: &impl HostSide, base: u64, n: u64) -> CoveResult {
     let range = page_range(base, n)?;
     let mut tsm = TSM.lock();
     // The hosts's NACL shared memory stays the host's while registered.
@@ -64,40 +131,35 @@ pub fn convert_pages(base: u64, n: u64) -> CoveResult {
             return Err(INVALID_ADDRESS);
         }
     }
-    if tsm.conv.pending.len() >= MAX_PENDING {
+    if tsm.conv.pending().is_full() {
         return Err(CoveError::OutOfMemory);
     }
-    let mut gstage = crate::host::GSTAGE.lock();
-    let gstage = gstage.as_mut().ok_or(FAILED)?;
-    let mut map = memory::page_map().lock();
-    if map.state(range.start) != Ok(page_tracking::PageState::Host) {
-        return Err(INVALID_ADDRESS);
-    }
-    if !map.ram().contains_range(range.start, range.len) {
-        // A valid start with a count that runs past the end of RAM.
-        return Err(super::INVALID_PARAM);
-    }
-    map.convert_begin(range).map_err(|_| INVALID_ADDRESS)?;
-    if gstage
-        .unmap_range(&mut HypTableMemory, range.start.identity(), range.len)
-        .is_err()
     {
+        let mut map = memory::page_map().lock();
+        if map.state(range.start) != Ok(page_tracking::PageState::Host) {
+            return Err(INVALID_ADDRESS);
+        }
+        if !map.ram().contains_range(range.start, range.len) {
+            // A valid start with a count that runs past the end of RAM.
+            return Err(super::INVALID_PARAM);
+        }
+        map.convert_begin(range).map_err(|_| INVALID_ADDRESS)?;
+    }
+    // ConvertPending pages are usable by no one, and the TSM lock keeps
+    // other conversions out until the host's stage-2 has lost them too.
+    if host.unmap_pages(range).is_err() {
         // Host-owned pages are always mapped, so this is only an exhausted
-        // table pool while splitting: undo and report it.
-        // Marked just above under the same lock: cannot fail.
-        let _ = map.transition(
+        // table pool while splitting: undo and report it. Marked just above
+        // under the TSM lock: cannot fail.
+        let _ = memory::page_map().lock().transition(
             range,
             page_tracking::PageState::ConvertPending,
             page_tracking::PageState::Host,
         );
         return Err(CoveError::OutOfMemory);
     }
-    drop(map);
-    // Merge with the previous range when contiguous (the common case).
-    match tsm.conv.pending.last_mut() {
-        Some(last) if last.end() == range.start => last.len += range.len,
-        _ => tsm.conv.pending.push(range),
-    }
+    // Not full (checked above): the push cannot fail.
+    let _ = tsm.conv.pending().push(range);
     Ok(0)
 }
 
@@ -115,29 +177,30 @@ fn running_harts() -> u64 {
     mask
 }
 
-fn complete(batch: &[HostRange]) {
+fn complete(batch: &RangeList) {
     let mut map = memory::page_map().lock();
-    for r in batch {
+    for r in batch.iter() {
         // Queued ranges are ConvertPending until completed here, once.
         let _ = map.convert_complete(*r);
     }
 }
 
 /// COVH global_fence: starts the shootdown for everything converted so far.
-pub fn global_fence(me: usize) -> CoveResult {
+pub fn global_fence(host: &impl HostSide, me: usize) -> CoveResult {
     let mut tsm = TSM.lock();
-    if tsm.conv.in_flight.is_some() {
+    if tsm.conv.waiting.is_some() {
         return Err(CoveError::Sbi(SbiError::AlreadyStarted));
     }
     arch::hfence_gvma_all();
     // Fail closed: devices may still reach the pages, which stay pending.
-    crate::host::gstage_changed().map_err(|_| FAILED)?;
-    let batch = core::mem::take(&mut tsm.conv.pending);
+    host.fence_devices().map_err(|_| FAILED)?;
+    // The pending list becomes the batch; the other one (empty: no fence
+    // in flight) collects what comes next.
+    tsm.conv.pending = !tsm.conv.pending;
     let waiting = running_harts() & !(1 << me);
+    tsm.conv.waiting = Some(waiting);
     if waiting == 0 {
-        complete(&batch);
-    } else {
-        tsm.conv.in_flight = Some(Fence { waiting, batch });
+        tsm.conv.complete_batch();
     }
     Ok(0)
 }
@@ -145,16 +208,10 @@ pub fn global_fence(me: usize) -> CoveResult {
 /// Hart `me` has no stale host translations any more.
 pub fn hart_fenced(me: usize) {
     let mut tsm = TSM.lock();
-    let done = match tsm.conv.in_flight.as_mut() {
-        Some(f) => {
-            f.waiting &= !(1 << me);
-            f.waiting == 0
-        }
-        None => false,
-    };
-    if done {
-        if let Some(f) = tsm.conv.in_flight.take() {
-            complete(&f.batch);
+    if let Some(w) = tsm.conv.waiting.as_mut() {
+        *w &= !(1 << me);
+        if *w == 0 {
+            tsm.conv.complete_batch();
         }
     }
 }
@@ -169,7 +226,7 @@ pub fn local_fence(me: usize) -> CoveResult {
 /// COVH reclaim_pages: Converted -> Host, zeroed, mapped for the host
 /// again. The zeroing runs with no lock held, on pages the page map holds
 /// as Reclaiming (no other call accepts them).
-pub fn reclaim_pages(base: u64, n: u64) -> CoveResult {
+pub fn reclaim_pages(host: &impl HostSide, base: u64, n: u64) -> CoveResult {
     let range = page_range(base, n)?;
     {
         let mut tsm = TSM.lock();
@@ -189,18 +246,8 @@ pub fn reclaim_pages(base: u64, n: u64) -> CoveResult {
     }
     let mut tsm = TSM.lock();
     tsm.detached -= n;
-    let mut gstage = crate::host::GSTAGE.lock();
+    let mapped = host.map_pages(range).is_ok();
     let mut map = memory::page_map().lock();
-    let mapped = gstage.as_mut().is_some_and(|g| {
-        g.map_range(
-            &mut HypTableMemory,
-            range.start.identity(),
-            range.start,
-            range.len,
-            Perms::RWX,
-        )
-        .is_ok()
-    });
     let to = if mapped {
         page_tracking::PageState::Host
     } else {

@@ -25,6 +25,7 @@
 
 pub mod convert;
 pub mod covg;
+pub mod host_side;
 pub mod invalidate;
 pub mod pages;
 pub mod region;
@@ -34,9 +35,9 @@ pub mod run;
 pub mod tvm;
 pub mod vcpu;
 
-use crate::host::vcpu::HostVcpu;
 use crate::sync::Mutex;
 use cove_abi::{CoveError, CovhFunction, TsmInfo};
+use host_side::HostSide;
 use hyp_addr::{HostPhysAddr, HostRange, PAGE_SIZE};
 use sbi_abi::SbiError;
 
@@ -101,7 +102,7 @@ fn get_tsm_info(addr: u64, len: u64) -> CoveResult {
 }
 
 /// COVH dispatch for the host vCPU on this hart.
-pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
+pub fn handle_covh(host: &mut impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
     let fid = cove_abi::fid::CoveFid::decode_local(a6)
         .map_err(|_| CoveError::Sbi(SbiError::NotSupported))?;
     let Some(f) = CovhFunction::from_fid(fid as u64) else {
@@ -110,12 +111,12 @@ pub fn handle_covh(host: &mut HostVcpu, a6: u64, a: [u64; 6]) -> CoveResult {
     if reset::resetting() {
         return Err(FAILED);
     }
-    let me = host.hartid;
+    let me = host.hartid();
     let r = match f {
         CovhFunction::GetTsmInfo => get_tsm_info(a[0], a[1]),
-        CovhFunction::ConvertPages => convert::convert_pages(a[0], a[1]),
-        CovhFunction::ReclaimPages => convert::reclaim_pages(a[0], a[1]),
-        CovhFunction::GlobalFence => convert::global_fence(me),
+        CovhFunction::ConvertPages => convert::convert_pages(host, a[0], a[1]),
+        CovhFunction::ReclaimPages => convert::reclaim_pages(host, a[0], a[1]),
+        CovhFunction::GlobalFence => convert::global_fence(host, me),
         CovhFunction::LocalFence => convert::local_fence(me),
         CovhFunction::CreateTvm => tvm::create_tvm(a[0], a[1]),
         CovhFunction::FinalizeTvm => tvm::finalize_tvm(a[0], a[1], a[2], a[3]),

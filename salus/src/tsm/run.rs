@@ -2,13 +2,14 @@
 //! TVM exits the TSM handles itself or reports to the host through the NACL
 //! shared memory.
 
+use super::host_side::HostSide;
 use super::vcpu::{Pending, VcpuPrivate, VcpuState, VsCsrs, VEC_AREA_OFFSET};
 use super::{CoveResult, INVALID_PARAM, TSM};
 use crate::arch::csr::{self, bits, num};
 use crate::arch::entry::{reg, run_guest, GuestRegs};
 use crate::arch::fpvec;
 use crate::arch::phys;
-use crate::host::vcpu::{inject_exception, HostVcpu};
+use crate::arch::vs_trap::inject_exception;
 use crate::platform;
 use crate::timer::{self, Source, Sources};
 use cove_abi::nacl;
@@ -68,8 +69,8 @@ impl Nacl {
 }
 
 /// COVH run_tvm_vcpu.
-pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
-    let shmem = host.nacl_shmem.ok_or(CoveError::Sbi(SbiError::NoShmem))?;
+pub fn run_tvm_vcpu(host: &mut impl HostSide, id: u64, vcpu_id: u64) -> CoveResult {
+    let shmem = host.nacl_shmem().ok_or(CoveError::Sbi(SbiError::NoShmem))?;
     // set_shmem checked it is host RAM, and convert_pages refuses to take
     // it from the host while it is registered.
     let nacl = Nacl(shmem);
@@ -108,7 +109,7 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
         None => switch_and_run(host, v, p, area, hgatp),
     };
     if super::deep_checks() {
-        crate::host::pci::check_housekeeping_armed(host.hartid);
+        host.check_housekeeping();
     }
     let tvm_vsie = p.csrs.vsie;
     let tvm_vstimecmp = p.csrs.vstimecmp;
@@ -119,7 +120,7 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
     nacl.set_csr(nacl::csr::VSIE, tvm_vsie);
     let (scause, stval) = match exit {
         Exit::Timer(fired) => {
-            host.host_timer_fired(fired);
+            host.take_timer(fired);
             nacl.set_csr(nacl::csr::HTVAL, 0);
             nacl.set_csr(nacl::csr::HTINST, 0);
             (INTERRUPT | bits::IRQ_S_TIMER, 0)
@@ -129,7 +130,7 @@ pub fn run_tvm_vcpu(host: &mut HostVcpu, id: u64, vcpu_id: u64) -> CoveResult {
             // host sees it as its own external interrupt once it runs again.
             let code = if code == 12 { 9 } else { code };
             if !injected && code != 9 {
-                host.handle_interrupt(code);
+                host.take_interrupt(code);
             }
             nacl.set_csr(nacl::csr::HTVAL, 0);
             nacl.set_csr(nacl::csr::HTINST, 0);
@@ -284,7 +285,7 @@ fn hstatus_for(vgein: u64) -> u64 {
 /// host must see, and swaps back. The host's registers, FP and vector state
 /// are restored exactly; none of the TVM's reach the host.
 fn switch_and_run(
-    host: &mut HostVcpu,
+    host: &mut impl HostSide,
     vcpu: &VcpuState,
     v: &mut VcpuPrivate,
     area: &mut [u8],
@@ -303,19 +304,21 @@ fn switch_and_run(
     // Salus last restored them (it leaves them Clean; any write by the host
     // makes the HS-level status Dirty again).
     let sstatus = csr::read!(num::SSTATUS);
-    if !host.fp_saved || sstatus & bits::SSTATUS_FS_MASK == bits::SSTATUS_FS_MASK {
-        fpvec::save_fp(&mut host.fp);
-        host.fp_saved = true;
+    let hartid = host.hartid();
+    let h = host.saved_fpvec();
+    if !*h.fp_saved || sstatus & bits::SSTATUS_FS_MASK == bits::SSTATUS_FS_MASK {
+        fpvec::save_fp(h.fp);
+        *h.fp_saved = true;
     }
     if p.has_vector {
         let need = 32 * p.vlenb as usize;
-        if host.vec_area.len() != need {
-            host.vec_area.resize(need, 0);
-            host.vec_saved = false;
+        if h.vec_area.len() != need {
+            h.vec_area.resize(need, 0);
+            *h.vec_saved = false;
         }
-        if !host.vec_saved || sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
-            fpvec::save_vector(&mut host.vec, &mut host.vec_area);
-            host.vec_saved = true;
+        if !*h.vec_saved || sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
+            fpvec::save_vector(h.vec, h.vec_area);
+            *h.vec_saved = true;
         }
     }
 
@@ -340,7 +343,7 @@ fn switch_and_run(
     // already armed.
     let preempt = p.has_sstc && host_vsie & (1 << 5) != 0 && host_vstimecmp != timer::NEVER;
     if preempt {
-        timer::set(host.hartid, Source::HostPreempt, host_vstimecmp);
+        timer::set(hartid, Source::HostPreempt, host_vstimecmp);
     }
     // Mark the TVM's FP/vector state clean: the hart sets Dirty again only
     // if the TVM writes those registers, so unchanged state needs no save.
@@ -348,7 +351,7 @@ fn switch_and_run(
     csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
     csr::set!(num::SSTATUS, clean);
 
-    let exit = run_until_exit(vcpu, v, host.hartid);
+    let exit = run_until_exit(host, vcpu, v);
 
     swap_vs(&mut v.csrs, sw, p.has_sstc);
     if let Some((host_h, _)) = sw.hstateen0 {
@@ -361,9 +364,10 @@ fn switch_and_run(
     if p.has_vector && sstatus & bits::SSTATUS_VS_MASK == bits::SSTATUS_VS_MASK {
         fpvec::save_vector(&mut v.vec, area);
     }
-    fpvec::restore_fp(&host.fp);
+    let h = host.saved_fpvec();
+    fpvec::restore_fp(h.fp);
     if p.has_vector {
-        fpvec::restore_vector(&host.vec, &host.vec_area);
+        fpvec::restore_vector(h.vec, h.vec_area);
     }
     // Clean: the saved copies equal the registers until the host writes.
     csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
@@ -379,7 +383,7 @@ fn switch_and_run(
     csr::write!(num::HGEIE, 0);
     if preempt {
         // Other sources (the IOMMU drain) stay armed.
-        timer::cancel(host.hartid, Source::HostPreempt);
+        timer::cancel(hartid, Source::HostPreempt);
     }
     csr::set!(num::SSTATUS, bits::SSTATUS_SPP);
     exit
@@ -391,7 +395,8 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
-fn run_until_exit(vcpu: &VcpuState, v: &mut VcpuPrivate, hartid: usize) -> Exit {
+fn run_until_exit(host: &mut impl HostSide, vcpu: &VcpuState, v: &mut VcpuPrivate) -> Exit {
+    let hartid = host.hartid();
     loop {
         run_guest(&mut v.regs);
         let scause = csr::read!(num::SCAUSE);
@@ -400,7 +405,7 @@ fn run_until_exit(vcpu: &VcpuState, v: &mut VcpuPrivate, hartid: usize) -> Exit 
             // only the host's end the TVM's turn.
             let fired = timer::expired(hartid);
             if fired.contains(Source::IommuDrain) {
-                crate::host::pci::tick(hartid);
+                host.housekeeping();
             }
             if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
                 return Exit::Timer(fired);
