@@ -51,6 +51,7 @@ pub fn shutdown(failure: bool) -> ! {
 
 #[no_mangle]
 extern "C" fn salus_boot_main(hartid: u64, fdt_addr: u64) -> ! {
+    arch::entry::arm_stack_canary(hartid as usize);
     console::init_early();
     boot::boot_hart(hartid as usize, fdt_addr)
 }
@@ -58,6 +59,7 @@ extern "C" fn salus_boot_main(hartid: u64, fdt_addr: u64) -> ! {
 #[no_mangle]
 extern "C" fn salus_secondary_main(hartid: u64, _opaque: u64) -> ! {
     let hartid = hartid as usize;
+    arch::entry::arm_stack_canary(hartid);
     boot::init_hart_csrs();
     hart::shared(hartid)
         .online

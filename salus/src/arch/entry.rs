@@ -330,6 +330,45 @@ pub fn secondary_entry() -> u64 {
 }
 
 extern "C" {
+    static __salus_stacks: u8;
+}
+
+/// Written at the lowest words of each hart's stack; a hart whose stack
+/// ran into them overflowed (there is no guard page: Salus runs with
+/// paging off).
+const STACK_CANARY: u64 = 0x5a1a_57ac_c0de_f00d;
+const CANARY_WORDS: usize = 8;
+
+fn stack_bottom(hart: usize) -> *mut u64 {
+    // Only the address of the linker symbol is taken.
+    let base = core::ptr::addr_of!(__salus_stacks) as usize;
+    (base + hart * STACK_SIZE) as *mut u64
+}
+
+/// Arms this hart's stack canary (at its first entry into Rust).
+pub fn arm_stack_canary(hart: usize) {
+    if hart >= MAX_HARTS {
+        return;
+    }
+    for i in 0..CANARY_WORDS {
+        // SAFETY: the lowest words of this hart's own stack, far below
+        // anything in use at entry; nothing else writes them.
+        unsafe { stack_bottom(hart).add(i).write_volatile(STACK_CANARY) };
+    }
+}
+
+/// False if this hart's stack has run into its lowest words.
+pub fn stack_canary_intact(hart: usize) -> bool {
+    if hart >= MAX_HARTS {
+        return true;
+    }
+    (0..CANARY_WORDS).all(|i| {
+        // SAFETY: reads words of this hart's own stack area.
+        unsafe { stack_bottom(hart).add(i).read_volatile() == STACK_CANARY }
+    })
+}
+
+extern "C" {
     static _salus_start: u8;
     static _salus_end: u8;
 }

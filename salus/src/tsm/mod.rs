@@ -145,6 +145,13 @@ pub fn handle_covh(host: &mut impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult
 /// Salus's own bookkeeping must balance after every call; a failure here is
 /// a Salus bug, never something the host can cause.
 fn check_invariants() {
+    // No guard pages (paging is off): catch a stack overflow here, after
+    // the deepest paths, before it corrupts another hart's stack for long.
+    let me = crate::arch::entry::hart_id();
+    assert!(
+        crate::arch::entry::stack_canary_intact(me),
+        "hart {me}: stack overflow"
+    );
     if DEEP_CHECKS.load(core::sync::atomic::Ordering::Relaxed) {
         deep_check();
         return;
