@@ -145,6 +145,18 @@ fn give_back_unused(id: TvmId, range: HostRange) {
     }
 }
 
+/// Takes the destination pages of `add` for the TVM, then checks the pool
+/// has the tables to map them (page errors first); on error nothing changed.
+fn assign_data(tvm: &mut Tvm, add: &Add) -> Result<(), CoveError> {
+    memory::page_map()
+        .lock()
+        .assign_to_tvm(add.range, tvm.id, TvmPageKind::Data)
+        .map_err(|_| INVALID_ADDRESS)?;
+    check_mappable(tvm, add.region, add.size).inspect_err(|_| {
+        give_back_unused(tvm.id, add.range);
+    })
+}
+
 /// Ends a call's work outside the lock on TVM `id` (busy was raised).
 fn finish_busy(tvm: &mut Tvm) {
     tvm.busy = tvm.busy.saturating_sub(1);
@@ -175,14 +187,7 @@ pub fn add_measured_pages(
         if !src.is_multiple_of(PAGE_SIZE) || !memory::host_owns(src, add.range.len) {
             return Err(INVALID_ADDRESS);
         }
-        memory::page_map()
-            .lock()
-            .assign_to_tvm(add.range, tvm.id, TvmPageKind::Data)
-            .map_err(|_| INVALID_ADDRESS)?;
-        if let Err(e) = check_mappable(tvm, add.region, add.size) {
-            give_back_unused(tvm.id, add.range);
-            return Err(e);
-        }
+        assign_data(tvm, &add)?;
         tvm.measuring = true;
         tvm.busy += 1;
         (add, tvm.id, tvm.measurement)
@@ -248,14 +253,7 @@ pub fn add_zero_pages(id: u64, base: u64, page_type: u64, n: u64, gpa: u64) -> C
         let add = check_add(tvm, base, page_type, n, gpa, |t, r| {
             t.confidential.covers(r) && !t.shareable.overlaps(r)
         })?;
-        memory::page_map()
-            .lock()
-            .assign_to_tvm(add.range, tvm.id, TvmPageKind::Data)
-            .map_err(|_| INVALID_ADDRESS)?;
-        if let Err(e) = check_mappable(tvm, add.region, add.size) {
-            give_back_unused(tvm.id, add.range);
-            return Err(e);
-        }
+        assign_data(tvm, &add)?;
         tvm.busy += 1;
         (add, tvm.id)
     };
