@@ -1,19 +1,18 @@
-//! The tellus test suite. Every test prints `TEST: name`, then
-//! `PASS: name` or `FAIL: name: reason`. Checks are strict (they encode
+//! The SBI tests (run first by `crate::suite`). Checks are strict (they encode
 //! what the SBI v2.0 spec and Salus's contract require); a failed check does
 //! not stop the test unless later steps depend on it.
 
-use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering::*};
 
 use sbi_abi::{hsm::hart_state, rfnc, SbiRet, SALUS_IMPL_ID};
 
 use crate::arch::{self, TortureCtx};
 use crate::console::Msg;
+use crate::harness::{run_one, T};
 use crate::harts::{self, SLOTS};
-use crate::platform::{Platform, Range, Ranges, MAX_HARTS};
+use crate::platform::{exclusions, for_each_free, Platform, MAX_HARTS, PAGE};
 use crate::sbi::{self, *};
-use crate::{trap, CURRENT, FAILED, PASSED};
+use crate::trap;
 
 const OK: i64 = 0;
 const ERR_NOT_SUPPORTED: i64 = -2;
@@ -30,78 +29,6 @@ const UNKNOWN_FID: u64 = 0x777;
 
 /// Secondary harts that are started and serving commands.
 static ALIVE: [AtomicBool; MAX_HARTS] = [const { AtomicBool::new(false) }; MAX_HARTS];
-
-/// Per-test state: collects failed checks and an optional PASS note.
-pub struct T {
-    pub(crate) fails: u32,
-    first: Msg,
-    note: Msg,
-}
-
-impl T {
-    pub(crate) fn check(&mut self, ok: bool, args: fmt::Arguments) -> bool {
-        if !ok {
-            if self.fails == 0 {
-                self.first = Msg::from_args(args);
-            } else {
-                println!("  also: {}", args);
-            }
-            self.fails += 1;
-        }
-        ok
-    }
-    pub(crate) fn note(&mut self, args: fmt::Arguments) {
-        self.note = Msg::from_args(args);
-    }
-}
-
-macro_rules! check {
-    ($t:expr, $cond:expr, $($arg:tt)*) => {
-        $t.check($cond, format_args!($($arg)*))
-    };
-}
-
-/// `check` that an SBI call returned exactly `error` (and, on success,
-/// optionally a value).
-macro_rules! check_err {
-    ($t:expr, $ret:expr, $want:expr, $what:expr) => {{
-        let r: SbiRet = $ret;
-        $t.check(
-            r.error == $want,
-            format_args!("{}: error {} (want {})", $what, r.error, $want),
-        )
-    }};
-}
-
-pub(crate) fn run_one(name: &'static str, p: &Platform, f: impl FnOnce(&mut T, &Platform)) {
-    *CURRENT.lock() = name;
-    println!("TEST: {name}");
-    let mut t = T {
-        fails: 0,
-        first: Msg::new(),
-        note: Msg::new(),
-    };
-    f(&mut t, p);
-    // Leave a clean interrupt state for the next test.
-    arch::interrupts_disable();
-    arch::sie_clear(arch::STIP | arch::SSIP);
-    if t.fails == 0 {
-        PASSED.fetch_add(1, Relaxed);
-        if t.note.is_empty() {
-            println!("PASS: {name}");
-        } else {
-            println!("PASS: {name} ({})", t.note);
-        }
-    } else {
-        FAILED.fetch_add(1, Relaxed);
-        if t.fails > 1 {
-            println!("FAIL: {name}: {} (+{} more)", t.first, t.fails - 1);
-        } else {
-            println!("FAIL: {name}: {}", t.first);
-        }
-    }
-    *CURRENT.lock() = "tellus";
-}
 
 pub fn run(p: &Platform) {
     run_one("base", p, test_base);
@@ -124,15 +51,11 @@ pub fn run(p: &Platform) {
     run_one("dbcn_oob", p, test_dbcn_oob);
     run_one("srst_invalid", p, test_srst_invalid);
     run_one("uint32_upper_bits", p, test_uint32_upper_bits);
-    crate::tee::tests::run(p);
-    if p.fail_selftest {
-        run_one("fail_selftest", p, test_fail_selftest);
-    }
 }
 
 /// A deliberate failure (bootargs `fail-selftest`): proves that one failed
 /// test makes the whole run, and QEMU's exit status, fail.
-fn test_fail_selftest(t: &mut T, _p: &Platform) {
+pub fn test_fail_selftest(t: &mut T, _p: &Platform) {
     check!(
         t,
         false,
@@ -921,81 +844,6 @@ fn test_vector(t: &mut T, p: &Platform) {
 }
 
 // ---- 11. memory ------------------------------------------------------------
-
-const PAGE: u64 = 4096;
-
-extern "C" {
-    static _image_start: u8;
-    static _image_end: u8;
-}
-
-fn image_range() -> Range {
-    let s = (&raw const _image_start) as u64;
-    let e = (&raw const _image_end) as u64;
-    Range { start: s, end: e }
-}
-
-/// Ranges the memory test must skip, sorted and page-aligned outward.
-pub(crate) fn exclusions(p: &Platform) -> Ranges {
-    let mut v = [Range::default(); 48];
-    let mut n = 0;
-    let mut add = |r: Range| {
-        if n < v.len() && r.end > r.start {
-            v[n] = Range {
-                start: r.start & !(PAGE - 1),
-                end: r.end.saturating_add(PAGE - 1) & !(PAGE - 1),
-            };
-            n += 1;
-        }
-    };
-    for r in p.reserved.as_slice() {
-        add(*r);
-    }
-    for r in p.memreserve.as_slice() {
-        add(*r);
-    }
-    add(image_range());
-    add(p.fdt);
-    let v = &mut v[..n];
-    v.sort_unstable_by_key(|r| r.start);
-    // Merge into a Ranges (at most 16 after merging in practice).
-    let mut out = Ranges::new();
-    let mut cur: Option<Range> = None;
-    for r in v.iter() {
-        match cur {
-            Some(ref mut c) if r.start <= c.end => c.end = c.end.max(r.end),
-            Some(c) => {
-                out.push(c);
-                cur = Some(*r);
-            }
-            None => cur = Some(*r),
-        }
-    }
-    if let Some(c) = cur {
-        out.push(c);
-    }
-    out
-}
-
-/// Calls `f(start, end)` for each page-aligned piece of RAM not excluded.
-pub(crate) fn for_each_free(p: &Platform, excl: &Ranges, mut f: impl FnMut(u64, u64)) {
-    for m in p.memory.as_slice() {
-        let mut cur = m.start.saturating_add(PAGE - 1) & !(PAGE - 1);
-        let end = m.end & !(PAGE - 1);
-        for x in excl.as_slice() {
-            if x.end <= cur || x.start >= end {
-                continue;
-            }
-            if x.start > cur {
-                f(cur, x.start);
-            }
-            cur = cur.max(x.end);
-        }
-        if cur < end {
-            f(cur, end);
-        }
-    }
-}
 
 fn test_memory(t: &mut T, p: &Platform) {
     let excl = exclusions(p);

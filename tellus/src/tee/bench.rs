@@ -16,7 +16,7 @@ use core::hint::black_box;
 
 use measurement::Backend;
 
-use super::tests::{create, Arena, PT_PAGES};
+use super::ctx::{create, Arena, PT_PAGES};
 use super::*;
 
 fn take(pool: &mut Pool, pages: u64, align: u64) -> Option<u64> {

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod bench;
+pub mod ctx;
 pub mod tests;
 
 #[path = "../../../guestvm/src/protocol.rs"]
@@ -562,8 +563,8 @@ impl Pool {
             cursor: [0; 16],
             n: 0,
         };
-        let excl = crate::tests::exclusions(p);
-        crate::tests::for_each_free(p, &excl, |s, e| {
+        let excl = crate::platform::exclusions(p);
+        crate::platform::for_each_free(p, &excl, |s, e| {
             if pool.n < 16 && e > s {
                 pool.ranges[pool.n] = Range { start: s, end: e };
                 pool.cursor[pool.n] = s;
