@@ -12,8 +12,8 @@ use super::ctx::*;
 use super::*;
 use crate::console::Msg;
 use crate::harness::{run_one, T};
-use crate::harts;
 use crate::platform::Platform;
+use crate::{arch, harts, sbi};
 
 /// The TEE tests before the attack group (`tee_census` comes last of all).
 pub fn run(p: &Platform, cx: &mut Ctx) {
@@ -531,15 +531,6 @@ fn test_guestvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
         harts_used,
         instret
     ));
-}
-
-impl Exit {
-    pub fn into_ret(self) -> SbiRet {
-        SbiRet {
-            error: self.error,
-            value: self.value,
-        }
-    }
 }
 
 // ---- 4. negative: convert / reclaim / fences ------------------------------
