@@ -34,5 +34,5 @@ fn run_tee(p: &Platform, cx: &mut Ctx) {
     if p.fuzz {
         run_one("tee_fuzz", p, |t, p| fuzz::test_fuzz(t, p, cx));
     }
-    run_one("tee_census", p, tee::tests::test_census);
+    run_one("tee_census", p, tee::tests::census::test_census);
 }
