@@ -17,43 +17,6 @@ pub struct Exit {
     pub stval: u64,
 }
 
-/// `run_tvm_vcpu`, reading `scause`/`stval` right after the ecall with
-/// interrupts masked so no trap can overwrite them. Restores SIE.
-pub fn run_vcpu(id: u64, vcpu: u64) -> Exit {
-    let error: i64;
-    let value: u64;
-    let scause: u64;
-    let stval: u64;
-    let sstatus: u64;
-    // SAFETY: run_tvm_vcpu returns like any ecall (only a0/a1 change); the
-    // TSM writes the NACL area tellus registered on this hart.
-    unsafe {
-        asm!(
-            "csrrci {ss}, sstatus, 2",
-            "ecall",
-            "csrr {sc}, scause",
-            "csrr {tv}, stval",
-            ss = out(reg) sstatus,
-            sc = out(reg) scause,
-            tv = out(reg) stval,
-            inlateout("a0") id => error,
-            inlateout("a1") vcpu => value,
-            in("a6") CovhFunction::RunTvmVcpu.fid(),
-            in("a7") EID_COVH,
-            options(nostack),
-        );
-    }
-    if sstatus & 2 != 0 {
-        arch::interrupts_enable();
-    }
-    Exit {
-        error,
-        value,
-        scause,
-        stval,
-    }
-}
-
 impl Exit {
     pub fn into_ret(self) -> SbiRet {
         SbiRet {
@@ -74,54 +37,69 @@ pub struct RegCheck {
     pub v_out: [u64; REGCHECK_VBYTES / 8],
 }
 
+/// `run_tvm_vcpu`, reading `scause`/`stval` right after the ecall with
+/// interrupts masked so no trap can overwrite them. Restores SIE.
+pub fn run_vcpu(id: u64, vcpu: u64) -> Exit {
+    run_tvm_vcpu(id, vcpu, None)
+}
+
 /// run_tvm_vcpu with the host's FP (and, with `has_v`, vector) registers
 /// loaded from `rc.*_in` just before the ecall and stored to `rc.*_out`
 /// right after it, with no Rust code in between: whatever the TVM did with
 /// its own registers, the host's must come back unchanged.
 pub fn run_vcpu_regcheck(id: u64, vcpu: u64, has_v: bool, rc: &mut RegCheck) -> Exit {
+    run_tvm_vcpu(id, vcpu, Some((rc, has_v)))
+}
+
+/// The one `run_tvm_vcpu` ecall: SIE masked around it, `scause`/`stval`
+/// read right after it. With `regs`, the FP (and, with its flag, vector)
+/// registers are loaded from the buffers just before the ecall and stored
+/// right after it, all in the same asm block; the callee-saved FP
+/// registers are saved on the stack around that and restored, so without
+/// `regs` no FP register is touched.
+#[inline(never)]
+fn run_tvm_vcpu(id: u64, vcpu: u64, regs: Option<(&mut RegCheck, bool)>) -> Exit {
     let error: i64;
     let value: u64;
     let scause: u64;
     let stval: u64;
     let sstatus: u64;
-    // SAFETY: the loads/stores touch only `rc`'s buffers (the vector ones
-    // hold 32 * vlenb bytes for vlenb <= 256, checked by the caller); the
-    // ecall returns like any other (a0/a1 change); interrupts are off.
+    // Null `fin` means no register check (and `hv` is then 0).
+    let (fin, fout, vin, vout, hv) = match regs {
+        Some((rc, has_v)) => (
+            rc.f_in.as_ptr(),
+            rc.f_out.as_mut_ptr(),
+            rc.v_in.as_ptr(),
+            rc.v_out.as_mut_ptr(),
+            has_v as u64,
+        ),
+        None => (
+            core::ptr::null(),
+            core::ptr::null_mut(),
+            core::ptr::null(),
+            core::ptr::null_mut(),
+            0,
+        ),
+    };
+    // SAFETY: run_tvm_vcpu returns like any ecall (only a0/a1 change); the
+    // TSM writes the NACL area tellus registered on this hart. The
+    // loads/stores touch only the `RegCheck` buffers (the vector ones hold
+    // 32 * vlenb bytes for vlenb <= 256, checked by the caller); interrupts
+    // are off.
     unsafe {
         asm!(
             "csrrci {ss}, sstatus, 2",
-            "fld f0, 0({fin})",
-            "fld f1, 8({fin})",
-            "fld f2, 16({fin})",
-            "fld f3, 24({fin})",
-            "fld f4, 32({fin})",
-            "fld f5, 40({fin})",
-            "fld f6, 48({fin})",
-            "fld f7, 56({fin})",
-            "fld f8, 64({fin})",
-            "fld f9, 72({fin})",
-            "fld f10, 80({fin})",
-            "fld f11, 88({fin})",
-            "fld f12, 96({fin})",
-            "fld f13, 104({fin})",
-            "fld f14, 112({fin})",
-            "fld f15, 120({fin})",
-            "fld f16, 128({fin})",
-            "fld f17, 136({fin})",
-            "fld f18, 144({fin})",
-            "fld f19, 152({fin})",
-            "fld f20, 160({fin})",
-            "fld f21, 168({fin})",
-            "fld f22, 176({fin})",
-            "fld f23, 184({fin})",
-            "fld f24, 192({fin})",
-            "fld f25, 200({fin})",
-            "fld f26, 208({fin})",
-            "fld f27, 216({fin})",
-            "fld f28, 224({fin})",
-            "fld f29, 232({fin})",
-            "fld f30, 240({fin})",
-            "fld f31, 248({fin})",
+            "beqz {fin}, 1f",
+            "addi sp, sp, -96",
+            ".irp i, 8,9",
+            "fsd f\\i, 8*(\\i-8)(sp)",
+            ".endr",
+            ".irp i, 18,19,20,21,22,23,24,25,26,27",
+            "fsd f\\i, 8*(\\i-16)(sp)",
+            ".endr",
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+            "fld f\\i, 8*\\i({fin})",
+            ".endr",
             "beqz {hv}, 1f",
             ".option push",
             ".option arch, +v",
@@ -140,39 +118,11 @@ pub fn run_vcpu_regcheck(id: u64, vcpu: u64, has_v: bool, rc: &mut RegCheck) -> 
             "ecall",
             "csrr {sc}, scause",
             "csrr {tv}, stval",
-            "fsd f0, 0({fout})",
-            "fsd f1, 8({fout})",
-            "fsd f2, 16({fout})",
-            "fsd f3, 24({fout})",
-            "fsd f4, 32({fout})",
-            "fsd f5, 40({fout})",
-            "fsd f6, 48({fout})",
-            "fsd f7, 56({fout})",
-            "fsd f8, 64({fout})",
-            "fsd f9, 72({fout})",
-            "fsd f10, 80({fout})",
-            "fsd f11, 88({fout})",
-            "fsd f12, 96({fout})",
-            "fsd f13, 104({fout})",
-            "fsd f14, 112({fout})",
-            "fsd f15, 120({fout})",
-            "fsd f16, 128({fout})",
-            "fsd f17, 136({fout})",
-            "fsd f18, 144({fout})",
-            "fsd f19, 152({fout})",
-            "fsd f20, 160({fout})",
-            "fsd f21, 168({fout})",
-            "fsd f22, 176({fout})",
-            "fsd f23, 184({fout})",
-            "fsd f24, 192({fout})",
-            "fsd f25, 200({fout})",
-            "fsd f26, 208({fout})",
-            "fsd f27, 216({fout})",
-            "fsd f28, 224({fout})",
-            "fsd f29, 232({fout})",
-            "fsd f30, 240({fout})",
-            "fsd f31, 248({fout})",
-            "beqz {hv}, 2f",
+            "beqz {fin}, 2f",
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+            "fsd f\\i, 8*\\i({fout})",
+            ".endr",
+            "beqz {hv}, 3f",
             ".option push",
             ".option arch, +v",
             "csrr {t}, vlenb",
@@ -186,13 +136,22 @@ pub fn run_vcpu_regcheck(id: u64, vcpu: u64, has_v: bool, rc: &mut RegCheck) -> 
             "add {q}, {q}, {t}",
             "vs8r.v v24, ({q})",
             ".option pop",
+            "3:",
+            ".irp i, 8,9",
+            "fld f\\i, 8*(\\i-8)(sp)",
+            ".endr",
+            ".irp i, 18,19,20,21,22,23,24,25,26,27",
+            "fld f\\i, 8*(\\i-16)(sp)",
+            ".endr",
+            "addi sp, sp, 96",
             "2:",
-            fin = in(reg) rc.f_in.as_ptr(),
-            fout = in(reg) rc.f_out.as_mut_ptr(),
-            vin = in(reg) rc.v_in.as_ptr(),
-            vout = in(reg) rc.v_out.as_mut_ptr(),
-            hv = in(reg) has_v as u64,
+            fin = in(reg) fin,
+            fout = in(reg) fout,
+            vin = in(reg) vin,
+            vout = in(reg) vout,
+            hv = in(reg) hv,
             ss = out(reg) sstatus,
+            // fs0-fs11 (f8-f9, f18-f27) are saved and restored inside.
             out("f0") _,
             out("f1") _,
             out("f2") _,
@@ -201,8 +160,6 @@ pub fn run_vcpu_regcheck(id: u64, vcpu: u64, has_v: bool, rc: &mut RegCheck) -> 
             out("f5") _,
             out("f6") _,
             out("f7") _,
-            out("f8") _,
-            out("f9") _,
             out("f10") _,
             out("f11") _,
             out("f12") _,
@@ -211,16 +168,6 @@ pub fn run_vcpu_regcheck(id: u64, vcpu: u64, has_v: bool, rc: &mut RegCheck) -> 
             out("f15") _,
             out("f16") _,
             out("f17") _,
-            out("f18") _,
-            out("f19") _,
-            out("f20") _,
-            out("f21") _,
-            out("f22") _,
-            out("f23") _,
-            out("f24") _,
-            out("f25") _,
-            out("f26") _,
-            out("f27") _,
             out("f28") _,
             out("f29") _,
             out("f30") _,
@@ -233,7 +180,6 @@ pub fn run_vcpu_regcheck(id: u64, vcpu: u64, has_v: bool, rc: &mut RegCheck) -> 
             inlateout("a1") vcpu => value,
             in("a6") CovhFunction::RunTvmVcpu.fid(),
             in("a7") EID_COVH,
-            options(nostack),
         );
     }
     if sstatus & 2 != 0 {
