@@ -36,15 +36,9 @@ impl Pool {
 
     /// `size` bytes aligned to `align` (both multiples of 4 KiB), zeroed.
     pub fn alloc(&mut self, size: u64, align: u64) -> Option<u64> {
-        for i in 0..self.n {
-            let a = self.cursor[i].checked_add(align - 1)? & !(align - 1);
-            if a.checked_add(size)? <= self.ranges[i].end {
-                self.cursor[i] = a + size;
-                zero(a, size);
-                return Some(a);
-            }
-        }
-        None
+        let a = self.alloc_raw(size, align)?;
+        zero(a, size);
+        Some(a)
     }
 
     /// Like `alloc` without zeroing (for huge benchmark ranges).
