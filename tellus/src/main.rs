@@ -9,6 +9,8 @@
 
 #[macro_use]
 mod console;
+#[macro_use]
+mod harness;
 mod arch;
 mod attack;
 mod bench;
@@ -16,6 +18,7 @@ mod fuzz;
 mod harts;
 mod platform;
 mod sbi;
+mod suite;
 mod tee;
 mod tests;
 mod trap;
@@ -67,7 +70,7 @@ extern "C" fn tellus_main(hartid: u64, fdt: u64, boot_instret: u64) -> ! {
         attack::hw::reboot_scenario(p);
         finish()
     }
-    tests::run(p);
+    suite::run(p);
     finish()
 }
 

@@ -324,3 +324,80 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
     }
     Ok(p)
 }
+
+// ---- free RAM ----------------------------------------------------------------
+
+pub const PAGE: u64 = 4096;
+
+extern "C" {
+    static _image_start: u8;
+    static _image_end: u8;
+}
+
+fn image_range() -> Range {
+    let s = (&raw const _image_start) as u64;
+    let e = (&raw const _image_end) as u64;
+    Range { start: s, end: e }
+}
+
+/// Ranges the memory test must skip, sorted and page-aligned outward.
+pub fn exclusions(p: &Platform) -> Ranges {
+    let mut v = [Range::default(); 48];
+    let mut n = 0;
+    let mut add = |r: Range| {
+        if n < v.len() && r.end > r.start {
+            v[n] = Range {
+                start: r.start & !(PAGE - 1),
+                end: r.end.saturating_add(PAGE - 1) & !(PAGE - 1),
+            };
+            n += 1;
+        }
+    };
+    for r in p.reserved.as_slice() {
+        add(*r);
+    }
+    for r in p.memreserve.as_slice() {
+        add(*r);
+    }
+    add(image_range());
+    add(p.fdt);
+    let v = &mut v[..n];
+    v.sort_unstable_by_key(|r| r.start);
+    // Merge into a Ranges (at most 16 after merging in practice).
+    let mut out = Ranges::new();
+    let mut cur: Option<Range> = None;
+    for r in v.iter() {
+        match cur {
+            Some(ref mut c) if r.start <= c.end => c.end = c.end.max(r.end),
+            Some(c) => {
+                out.push(c);
+                cur = Some(*r);
+            }
+            None => cur = Some(*r),
+        }
+    }
+    if let Some(c) = cur {
+        out.push(c);
+    }
+    out
+}
+
+/// Calls `f(start, end)` for each page-aligned piece of RAM not excluded.
+pub fn for_each_free(p: &Platform, excl: &Ranges, mut f: impl FnMut(u64, u64)) {
+    for m in p.memory.as_slice() {
+        let mut cur = m.start.saturating_add(PAGE - 1) & !(PAGE - 1);
+        let end = m.end & !(PAGE - 1);
+        for x in excl.as_slice() {
+            if x.end <= cur || x.start >= end {
+                continue;
+            }
+            if x.start > cur {
+                f(cur, x.start);
+            }
+            cur = cur.max(x.end);
+        }
+        if cur < end {
+            f(cur, end);
+        }
+    }
+}

@@ -30,7 +30,7 @@ use sbi_abi::SbiRet;
 use crate::arch;
 use crate::console::Msg;
 use crate::platform::Platform;
-use crate::tee::tests::{create, Arena, Ctx};
+use crate::tee::ctx::{create, Arena, Ctx};
 use crate::tee::*;
 
 /// The agent's forwarded-ecall extension (no SBI implementation has it).

@@ -5,10 +5,10 @@
 //! Also the helper both attack tests use: a TVM made of a few instructions.
 
 use crate::arch::{self, SCAUSE_INTERRUPT};
+use crate::harness::{run_one, T};
 use crate::platform::Platform;
-use crate::tee::tests::{convert, reclaim_check, tiny_pages, tiny_tvm, Arena, Ctx};
+use crate::tee::ctx::{convert, reclaim_check, tiny_pages, tiny_tvm, Arena, Ctx};
 use crate::tee::*;
-use crate::tests::{run_one, T};
 use cove_abi::covh::exception::VIRTUAL_SUPERVISOR_ENV_CALL;
 use cove_abi::nacl;
 

@@ -5,10 +5,10 @@ use core::arch::asm;
 use cove_abi::{CovhFunction, EID_COVH};
 use sbi_abi::SbiRet;
 
+use crate::harness::{run_one, T};
 use crate::platform::Platform;
-use crate::tee::tests::{convert, reclaim_check, tiny_pages, tiny_tvm, Arena, Ctx};
+use crate::tee::ctx::{convert, reclaim_check, tiny_pages, tiny_tvm, Arena, Ctx};
 use crate::tee::*;
-use crate::tests::{run_one, T};
 
 macro_rules! check {
     ($t:expr, $cond:expr, $($arg:tt)*) => {
@@ -622,7 +622,7 @@ pub fn fw_reserved_scenario(p: &Platform, addr: u64) {
                 "the host can read {a:#x}, reserved by the firmware"
             );
         }
-        if crate::tee::tests::setup(p).is_some() {
+        if crate::tee::ctx::setup(p).is_some() {
             let r = convert_pages(addr, 1);
             check!(
                 t,
@@ -794,7 +794,7 @@ pub fn reboot_scenario(p: &Platform) {
         run_one("attack_hw_reboot_scrub", p, |t, _| reboot_check(t, m));
         return;
     }
-    let Some(mut cx) = crate::tee::tests::setup(p) else {
+    let Some(mut cx) = crate::tee::ctx::setup(p) else {
         run_one("attack_hw_reboot_scrub", p, |t, _| {
             check!(t, false, "COVH not available");
         });

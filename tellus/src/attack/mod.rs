@@ -15,7 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::platform::Platform;
-use crate::tee::tests::Ctx;
+use crate::tee::ctx::Ctx;
 
 pub mod agent;
 pub mod csrs;

@@ -5,10 +5,10 @@
 //! drain is armed after every TVM run (xtests run this with an IOMMU).
 
 use super::csrs::{csrr, run_past_interrupts, with_code_tvm, ECALL, SPIN, T0};
+use crate::harness::{run_one, T};
 use crate::platform::Platform;
-use crate::tee::tests::Ctx;
+use crate::tee::ctx::Ctx;
 use crate::tee::*;
-use crate::tests::{run_one, T};
 use cove_abi::covh::exception::VIRTUAL_SUPERVISOR_ENV_CALL;
 
 const T1: u32 = 6;

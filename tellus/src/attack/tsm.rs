@@ -21,11 +21,11 @@ use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::*};
 use super::agent::{self, Agent, Serve, Spec, CODE_GPA, OP_FILL, OP_HAMMER, OP_LOAD, OP_STORE};
 use crate::arch;
 use crate::console::Msg;
+use crate::harness::{run_one, T};
 use crate::harts::{self, SLOTS};
 use crate::platform::Platform;
-use crate::tee::tests::{convert, create, reclaim_check, Arena, Ctx};
+use crate::tee::ctx::{convert, create, reclaim_check, Arena, Ctx};
 use crate::tee::*;
-use crate::tests::{run_one, T};
 
 macro_rules! check {
     ($t:expr, $cond:expr, $($arg:tt)*) => {

@@ -23,11 +23,11 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::arch;
+use crate::harness::T;
 use crate::harts;
 use crate::platform::{Platform, MAX_HARTS};
-use crate::tee::tests::{Ctx, CENSUS};
+use crate::tee::ctx::{convert, Ctx, CENSUS};
 use crate::tee::*;
-use crate::tests::T;
 use model::{Model, Op, Pg, Want, OP_NAMES, POOL_PAGES};
 
 pub const ERR_BUSY: i64 = cove_abi::error::SBI_ERR_BUSY;
@@ -240,7 +240,7 @@ pub fn test_fuzz(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let mut blocks = [0u64; shared::NSHARED];
     for (s, b) in blocks.iter_mut().enumerate() {
         *b = cx.pool.alloc(bp * PAGE, 16 * PAGE).unwrap();
-        if !crate::tee::tests::convert(t, p, cx, *b, bp) {
+        if !convert(t, p, cx, *b, bp) {
             return;
         }
         *shared::SLOTS[s].lock() = shared::Slot {

@@ -17,6 +17,7 @@ use sbi_abi::SbiRet;
 
 use super::{shared, Cfg, CALLS, LAST_OP, LOCAL_FENCES};
 use crate::platform::{Platform, MAX_HARTS};
+use crate::tee::ctx::write_params;
 use crate::tee::*;
 
 pub const POOL_PAGES: usize = 192;
@@ -474,7 +475,7 @@ impl Model {
                         .find(sp, Pg::Unassigned, 1)
                         .map(|i| self.addr(i))
                         .unwrap_or(self.params);
-                    crate::tee::tests::write_params(self.params, pd, st);
+                    write_params(self.params, pd, st);
                     create_tvm(self.params, 16)
                 }
             };
@@ -490,7 +491,7 @@ impl Model {
         let Some(st) = st else {
             return;
         };
-        crate::tee::tests::write_params(self.params, self.addr(pd), self.addr(st));
+        write_params(self.params, self.addr(pd), self.addr(st));
         let r = create_tvm(self.params, 16);
         if !self.expect("create_tvm", r, Want::Ok) {
             return;

@@ -10,6 +10,7 @@
 
 use super::model::{Model, Op, Pg, Want, REGION, REGION_PAGES};
 use super::ERR_BUSY;
+use crate::tee::ctx::write_params;
 use crate::tee::*;
 
 pub const NSHARED: usize = 2;
@@ -73,7 +74,7 @@ impl Model {
         let vcpus = state + sp * PAGE;
         let pt = vcpus + VCPUS * vp * PAGE;
         let code = pt + PT_PAGES * PAGE;
-        crate::tee::tests::write_params(self.params, block, state);
+        write_params(self.params, block, state);
         let r = create_tvm(self.params, 16);
         if !self.expect("create_tvm (shared)", r, Want::Ok) {
             return false;

@@ -14,10 +14,13 @@
 
 use core::hint::black_box;
 
+use cove_abi::TsmInfo;
 use measurement::Backend;
 
-use super::tests::{create, Arena, PT_PAGES};
+use super::ctx::{create, Arena, PT_PAGES};
 use super::*;
+use crate::arch;
+use crate::platform::{Platform, MAX_HARTS};
 
 fn take(pool: &mut Pool, pages: u64, align: u64) -> Option<u64> {
     pool.alloc(pages * PAGE, align)
