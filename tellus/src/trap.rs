@@ -9,6 +9,19 @@ use core::sync::atomic::Ordering::*;
 use crate::arch::{self, TrapFrame};
 use crate::harts::{self, HartSlot};
 
+/// A test's handler for instruction page faults it sets up on purpose
+/// (registered by the test, so the trap handler imports no test module):
+/// true if it fixed the fault and the instruction should be retried.
+static FETCH_FAULT_FIXUP: spin::Once<fn(u64) -> bool> = spin::Once::new();
+
+pub fn set_fetch_fault_fixup(f: fn(u64) -> bool) {
+    FETCH_FAULT_FIXUP.call_once(|| f);
+}
+
+fn fetch_fault_fixup(stval: u64) -> bool {
+    FETCH_FAULT_FIXUP.get().is_some_and(|f| f(stval))
+}
+
 /// Arms the current hart to survive one synchronous exception.
 pub fn expect_fault() -> &'static HartSlot {
     let slot = harts::current();
@@ -60,8 +73,8 @@ extern "C" fn tellus_trap(frame: &mut TrapFrame) {
                 cause, frame.sepc
             )),
         }
-    } else if cause == 12 && crate::attack::hw::fetch_fault_fixup(frame.stval) {
-        // An instruction page fault the HLVX attack test set up: retried.
+    } else if cause == 12 && fetch_fault_fixup(frame.stval) {
+        // An instruction page fault a test set up: retried.
     } else if slot.expect_fault.swap(false, AcqRel) {
         slot.fault_cause.store(cause, Relaxed);
         slot.fault_tval.store(frame.stval, Relaxed);

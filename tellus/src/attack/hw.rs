@@ -17,6 +17,7 @@ macro_rules! check {
 }
 
 pub fn run(p: &Platform, cx: &mut Ctx) {
+    crate::trap::set_fetch_fault_fixup(fetch_fault_fixup);
     run_one("attack_hw_vstart", p, |t, p| test_vstart(t, p, cx));
     run_one("attack_hw_vstart_tvm", p, |t, p| test_vstart_tvm(t, p, cx));
     run_one("attack_hw_mmio_insn", p, test_mmio_insn);
@@ -463,7 +464,7 @@ static FETCH_FAULT_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Called by the trap handler for an instruction page fault: if it is on
 /// the test's code page, restore its PTE (sfence.vma) and retry.
-pub fn fetch_fault_fixup(stval: u64) -> bool {
+fn fetch_fault_fixup(stval: u64) -> bool {
     let pte = FIX_PTE.load(Acquire);
     if pte == 0 || !(PROBE_VA..PROBE_VA + PAGE).contains(&stval) {
         return false;
