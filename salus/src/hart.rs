@@ -103,8 +103,10 @@ pub fn serve_fences(hartid: usize) {
     crate::arch::hfence_vvma_all();
     crate::arch::hfence_gvma_all();
     crate::arch::fence_i();
-    me.fence_done.store(req, Ordering::Release);
-    let waiters = me.fence_waiters.swap(0, Ordering::AcqRel);
+    // SeqCst pairs with the waiter's register-then-check (remote_fence):
+    // either it sees this `fence_done`, or this swap sees its bit.
+    me.fence_done.store(req, Ordering::SeqCst);
+    let waiters = me.fence_waiters.swap(0, Ordering::SeqCst);
     if waiters != 0 {
         let _ = sbi_call::send_ipi(waiters, 0);
     }
@@ -158,9 +160,11 @@ pub fn remote_fence(me: usize, targets: u64) {
     let _ = sbi_call::send_ipi(phys_mask, 0);
     // Sleep until every target has fenced; each one IPIs us back when done.
     // SSIP is cleared before the re-check, so an ack that lands between the
-    // check and the wfi still wakes us. Owed virtual IPIs are left to the
-    // normal path (this may run with a TVM's CSRs loaded): SSIP is raised
-    // again on the way out if one is owed.
+    // check and the wfi still wakes us. We register as a waiter again before
+    // every check: a target serving an older request may have used up our
+    // registration (its ack does not cover our request). Owed virtual IPIs
+    // are left to the normal path (this may run with a TVM's CSRs loaded):
+    // SSIP is raised again on the way out if one is owed.
     loop {
         csr::clear!(num::SIP, 1 << bits::IRQ_S_SOFT);
         serve_fences(me);
@@ -169,7 +173,11 @@ pub fn remote_fence(me: usize, targets: u64) {
         while t != 0 {
             let h = t.trailing_zeros() as usize;
             t &= t - 1;
-            pending |= shared(h).fence_done.load(Ordering::Acquire) < waits[h];
+            let target = shared(h);
+            if target.fence_done.load(Ordering::SeqCst) < waits[h] {
+                target.fence_waiters.fetch_or(1 << me, Ordering::SeqCst);
+                pending |= target.fence_done.load(Ordering::SeqCst) < waits[h];
+            }
         }
         if !pending {
             break;

@@ -51,6 +51,7 @@ fn check_tee(out: &RunOutput) -> TellusReport {
         "attack_tsm_unshare_split",
         "attack_tsm_zero_rollback",
         "attack_tsm_long_measured",
+        "attack_tsm_add_over_invalidated",
         // Skipped (PASS with a note) below 3 harts.
         "attack_tsm_deadlock",
         "attack_tsm_heap_destroy",

@@ -11,8 +11,10 @@
 //! free list only when a fence of a later epoch has completed.
 //!
 //! The lists are threaded through the pages themselves (word 0: next,
-//! word 1: epoch), so the pool needs no memory of its own and never
-//! allocates, whatever the number of pages.
+//! word 1: epoch << 1), so the pool needs no memory of its own and never
+//! allocates, whatever the number of pages. A stale walk may still read a
+//! quarantined page as a table: every word the pool writes keeps bit 0 (V)
+//! clear, so such a walk sees invalid entries, never a host-chosen one.
 
 use hyp_addr::HostPhysAddr;
 
@@ -80,7 +82,7 @@ impl TablePool {
     /// a fence of a later epoch completes.
     pub fn retire(&mut self, mem: &mut impl PoolMemory, pa: HostPhysAddr, epoch: u64) {
         mem.write_u64(pa, 0);
-        mem.write_u64(HostPhysAddr::new(pa.bits() + 8), epoch);
+        mem.write_u64(HostPhysAddr::new(pa.bits() + 8), epoch << 1);
         if self.q_tail == 0 {
             self.q_head = pa.bits();
         } else {
@@ -96,7 +98,7 @@ impl TablePool {
     pub fn release_fenced(&mut self, mem: &mut impl PoolMemory, fenced_epoch: u64) {
         while self.q_head != 0 {
             let pa = HostPhysAddr::new(self.q_head);
-            if mem.read_u64(HostPhysAddr::new(pa.bits() + 8)) >= fenced_epoch {
+            if mem.read_u64(HostPhysAddr::new(pa.bits() + 8)) >> 1 >= fenced_epoch {
                 break;
             }
             self.q_head = mem.read_u64(pa);
@@ -163,6 +165,23 @@ mod tests {
         assert_eq!(p.alloc(&mut m), None);
         p.release_fenced(&mut m, 2);
         assert_eq!(p.alloc(&mut m), Some(page(2)));
+    }
+
+    #[test]
+    fn pool_words_are_never_valid_ptes() {
+        let (mut m, mut p) = (Mem::default(), TablePool::new());
+        for i in 1..7 {
+            p.donate(&mut m, page(i));
+        }
+        for e in [0, 1, 2, 3, 0x1_0000_0001, (1 << 62) + 1] {
+            let pa = p.alloc(&mut m).unwrap();
+            p.retire(&mut m, pa, e);
+        }
+        p.release_fenced(&mut m, 2);
+        assert!(
+            m.0.values().all(|w| w & 1 == 0),
+            "a pool word has the V bit set: a stale walk would follow it"
+        );
     }
 
     use proptest::prelude::*;

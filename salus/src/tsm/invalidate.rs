@@ -147,48 +147,57 @@ impl Pieces {
     }
 }
 
-/// Takes the invalidated pieces covering `range` out of the table; fails
-/// (changing nothing) unless they cover it completely and, if
-/// `need_fenced`, were all fenced.
-fn take_invalidated(
-    tvm: &mut Tvm,
-    range: GuestRange,
-    need_fenced: bool,
-) -> Result<Pieces, CoveError> {
-    let mut covered = 0;
-    let mut pieces = Pieces {
-        list: [Invalidated::default(); MAX_INVALIDATED],
-        n: 0,
+/// The invalidated records cut by a range: the pieces inside it, and the
+/// table as it would be without them. Changes nothing.
+struct Cut {
+    pieces: Pieces,
+    covered: u64,
+    rest: [Invalidated; MAX_INVALIDATED],
+}
+
+/// Cuts the records overlapping `range` (only shared ones if
+/// `only_shared`); a record cut in the middle needs a free slot
+/// (OUT_OF_MEMORY).
+fn cut_records(tvm: &Tvm, range: GuestRange, only_shared: bool) -> Result<Cut, CoveError> {
+    let mut cut = Cut {
+        pieces: Pieces {
+            list: [Invalidated::default(); MAX_INVALIDATED],
+            n: 0,
+        },
+        covered: 0,
+        rest: [Invalidated::default(); MAX_INVALIDATED],
     };
+    let mut n = 0;
     for r in tvm.invalidated.iter().filter(|r| r.len != 0) {
-        if r.region().overlaps(&range) {
-            if need_fenced && !tvm.fenced(r.epoch) {
+        let selected = r.region().overlaps(&range) && (r.shared || !only_shared);
+        if selected {
+            // Records never overlap (adds refuse invalidated GPAs); if they
+            // did, covering would be counted twice: refuse.
+            if cut.pieces.iter().any(|p| p.region().overlaps(&r.region())) {
                 return Err(INVALID_ADDRESS);
             }
             let s = r.gpa.max(range.start.bits());
             let e = r.region().end().bits().min(range.end().bits());
-            covered += e - s;
+            cut.covered += e - s;
             // At most one piece per record: the list cannot overflow.
-            if let Some(slot) = pieces.list.get_mut(pieces.n) {
+            if let Some(slot) = cut.pieces.list.get_mut(cut.pieces.n) {
                 *slot = Invalidated {
                     gpa: s,
                     hpa: r.hpa + (s - r.gpa),
                     len: e - s,
                     ..*r
                 };
-                pieces.n += 1;
+                cut.pieces.n += 1;
             }
         }
-    }
-    if covered != range.len {
-        return Err(INVALID_ADDRESS);
-    }
-    // Trim the records; a record cut in the middle needs a free slot.
-    let mut next = [Invalidated::default(); MAX_INVALIDATED];
-    let mut n = 0;
-    for r in tvm.invalidated.iter().filter(|r| r.len != 0) {
-        for p in r.region().minus(&range).iter().filter(|p| !p.is_empty()) {
-            let slot = next.get_mut(n).ok_or(CoveError::OutOfMemory)?;
+        let whole = [r.region(), GuestRange::default()];
+        let keep = if selected {
+            r.region().minus(&range)
+        } else {
+            whole
+        };
+        for p in keep.iter().filter(|p| !p.is_empty()) {
+            let slot = cut.rest.get_mut(n).ok_or(CoveError::OutOfMemory)?;
             *slot = Invalidated {
                 gpa: p.start.bits(),
                 hpa: r.hpa + (p.start.bits() - r.gpa),
@@ -198,8 +207,26 @@ fn take_invalidated(
             n += 1;
         }
     }
-    tvm.invalidated = next;
-    Ok(pieces)
+    Ok(cut)
+}
+
+/// Takes the invalidated pieces covering `range` out of the table; fails
+/// (changing nothing) unless they cover it completely and, if
+/// `need_fenced`, were all fenced.
+fn take_invalidated(
+    tvm: &mut Tvm,
+    range: GuestRange,
+    need_fenced: bool,
+) -> Result<Pieces, CoveError> {
+    let cut = cut_records(tvm, range, false)?;
+    if cut.covered != range.len {
+        return Err(INVALID_ADDRESS);
+    }
+    if need_fenced && cut.pieces.iter().any(|p| !tvm.fenced(p.epoch)) {
+        return Err(INVALID_ADDRESS);
+    }
+    tvm.invalidated = cut.rest;
+    Ok(cut.pieces)
 }
 
 /// COVH tvm_validate_pages: maps invalidated pages back where they were,
@@ -281,15 +308,29 @@ pub fn remove_pages(me: usize, id: u64, gpa: u64, len: u64) -> CoveResult {
     Ok(0)
 }
 
-/// COVG unshare: unmaps the host pages the TVM has in `region` and gives
-/// them back to the host, all or nothing (OUT_OF_PTPAGES when splitting a
-/// shared huge leaf needs tables the pool lacks). The caller fences every
-/// hart before the TVM runs again.
+/// COVG unshare: unmaps the host pages the TVM has in `region` (mapped or
+/// invalidated) and gives them back to the host, all or nothing
+/// (OUT_OF_PTPAGES when splitting a shared huge leaf needs tables the pool
+/// lacks, OUT_OF_MEMORY when cutting an invalidated record needs a slot).
+/// The caller fences every hart before the TVM runs again.
 pub fn drop_shared(tvm: &mut Tvm, region: GuestRange) -> Result<(), CoveError> {
     if split_cost(tvm, region, true) > tvm.pool.free() {
         return Err(CoveError::OutOfPtPages);
     }
+    // Shared pages the host invalidated in the region can never be
+    // validated there again: their records go and the pages go back to the
+    // host (the caller fences every hart before the TVM runs again).
+    let cut = cut_records(tvm, region, true)?;
     let id = tvm.id;
+    tvm.invalidated = cut.rest;
+    {
+        let mut map = memory::page_map().lock();
+        for p in cut.pieces.iter() {
+            if let Some(r) = HostRange::new(HostPhysAddr::new(p.hpa), p.len) {
+                let _ = map.unshare_from_tvm(r, id);
+            }
+        }
+    }
     let (gstage, mut mem) = tvm.tables();
     let mut map = memory::page_map().lock();
     let mut g = region.start.bits();

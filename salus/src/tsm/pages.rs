@@ -72,7 +72,13 @@ fn check_add(
     }
     let range = HostRange::new(HostPhysAddr::new(base), len).ok_or(INVALID_PARAM)?;
     let region = GuestRange::new(GuestPhysAddr::new(gpa), len).ok_or(INVALID_ADDRESS)?;
-    if !gpa.is_multiple_of(size.bytes()) || !allowed(tvm, &region) {
+    // Invalidated pages stay invalid until validated or removed: nothing
+    // else may be mapped there meanwhile (two records for one GPA).
+    let invalidated = tvm
+        .invalidated
+        .iter()
+        .any(|r| r.len != 0 && r.region().overlaps(&region));
+    if !gpa.is_multiple_of(size.bytes()) || !allowed(tvm, &region) || invalidated {
         return Err(INVALID_ADDRESS);
     }
     match check_mappable(tvm, region, size) {

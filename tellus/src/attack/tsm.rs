@@ -57,6 +57,64 @@ pub fn run(p: &Platform, cx: &mut Ctx) {
     run_one("attack_tsm_long_measured", p, |t, p| {
         test_long_measured(t, p, cx)
     });
+    run_one("attack_tsm_add_over_invalidated", p, |t, p| {
+        test_add_over_invalidated(t, p, cx)
+    });
+}
+
+/// The host invalidates a zero page and adds another page at the same GPA
+/// (it is unmapped now). Invalidated pages stay invalid until validated or
+/// removed: the add must fail with INVALID_ADDRESS. Allowed, it left two
+/// records for one GPA; a validate over both then mapped one, failed on
+/// the other with FAILED and stranded that page (all-or-nothing broken).
+fn test_add_over_invalidated(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    let Some(mut e) = Env::new(t, p, cx, agent_pages(cx, 8, 8)) else {
+        return;
+    };
+    let spec = Spec {
+        region: (CODE_GPA, 4 << 20),
+        pt_pages: 8,
+        spare: 8,
+    };
+    let mut ag = match Agent::build(cx, &mut e.ar, e.params, e.src, &spec) {
+        Ok(a) => a,
+        Err(m) => {
+            check!(t, false, "{m}");
+            return;
+        }
+    };
+    let id = ag.id;
+    let g = CODE_GPA + 0x20_0000;
+    let (Some(z1), Some(z2)) = (ag.take_spare(), ag.take_spare()) else {
+        check!(t, false, "no spare pages");
+        e.done(t, cx, &[id]);
+        return;
+    };
+    let r = ag.with_pt(|| add_zero_pages(id, z1, 0, 1, g));
+    if check_err!(t, r, OK, "add_tvm_zero_pages({z1:#x} -> {g:#x})")
+        && check_err!(
+            t,
+            tvm_invalidate(id, g, PAGE),
+            OK,
+            "tvm_invalidate_pages({g:#x})"
+        )
+    {
+        let r = ag.with_pt(|| add_zero_pages(id, z2, 0, 1, g));
+        check_err!(
+            t,
+            r,
+            ERR_INVALID_ADDRESS,
+            "add_tvm_zero_pages({z2:#x}) over invalidated GPA {g:#x}"
+        );
+        // The invalidated page comes back whole.
+        check_err!(
+            t,
+            tvm_validate(id, g, PAGE),
+            OK,
+            "tvm_validate_pages({g:#x})"
+        );
+    }
+    e.done(t, cx, &[id]);
 }
 
 /// Tests that, on a TSM with the finding, hang Salus or kill it: run after
