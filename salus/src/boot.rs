@@ -226,7 +226,6 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
             0
         },
         vmid_bits,
-        vmid_shared,
         host_hgatp: gstage.hgatp(0),
         host_vgein,
         mvendorid: sbi_call::base_value(4),
@@ -267,6 +266,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         fatal!("no room for the host device tree at {:#x}", host_fdt_addr);
     }
     phys::copy_to(HostPhysAddr::new(host_fdt_addr), &host_dtb);
+    crate::arch::set_vmid_shared(vmid_shared);
     info!(
         "VMID: {} bits{}",
         vmid_bits,

@@ -20,9 +20,6 @@ pub struct Platform {
     pub cbom_block: u64,
     /// VMIDLEN probed at boot.
     pub vmid_bits: u32,
-    /// Too few VMID bits for every TVM slot plus the host: TVMs run as
-    /// VMID 0 and every hgatp switch fences (see `hw_policy::vmid_for`).
-    pub vmid_shared: bool,
     /// hgatp of the host's stage-2 table.
     pub host_hgatp: u64,
     /// hstatus.VGEIN for the host (0 without an IMSIC guest file).

@@ -33,6 +33,23 @@ pub fn fence_shared_vmid() {
     hfence_vvma_all();
 }
 
+/// Set at boot when TVMs share VMID 0 with the host (too few VMID bits).
+/// A static, not a platform field: read right after a guest ran, it costs
+/// no register kept live across the run.
+static VMID_SHARED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+pub fn set_vmid_shared(shared: bool) {
+    VMID_SHARED.store(shared, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// `fence_shared_vmid` if VMIDs are shared (after every hgatp switch).
+#[inline(always)]
+pub fn fence_if_vmid_shared() {
+    if VMID_SHARED.load(core::sync::atomic::Ordering::Relaxed) {
+        fence_shared_vmid();
+    }
+}
+
 /// Invalidates all VS-stage TLB entries of the current VMID on this hart.
 #[inline(always)]
 pub fn hfence_vvma_all() {

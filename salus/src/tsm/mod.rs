@@ -108,6 +108,7 @@ pub fn handle_covh(host: &mut impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult
     let Some(f) = CovhFunction::from_fid(fid as u64) else {
         return Err(CoveError::Sbi(SbiError::NotSupported));
     };
+    // After a reset scrub every call fails.
     if reset::resetting() {
         return Err(FAILED);
     }

@@ -11,6 +11,7 @@ use page_tracking::PageState;
 static RESETTING: AtomicBool = AtomicBool::new(false);
 
 /// After `scrub_for_reset` succeeded every COVH call fails.
+#[inline(always)]
 pub fn resetting() -> bool {
     RESETTING.load(Ordering::Acquire)
 }
@@ -35,10 +36,10 @@ fn may_hold_tvm_data(s: PageState) -> bool {
 /// The TSM lock stays held afterwards: no COVH or COVG call can touch the
 /// scrubbed TVM state again (`resetting()` fails new ones up front).
 pub fn scrub_for_reset() -> Result<(), VcpuRunning> {
-    let tsm = TSM.lock();
+    let mut tsm = TSM.lock();
     // A vCPU is claimed under the TSM lock, held from here on: none can
     // start once this check passed.
-    if super::vcpu::running_vcpus() != 0 {
+    if tsm.tvms.any_vcpu_running() {
         return Err(VcpuRunning);
     }
     RESETTING.store(true, Ordering::Release);
@@ -50,6 +51,8 @@ pub fn scrub_for_reset() -> Result<(), VcpuRunning> {
             }
         }
     }
+    // The TVM state is gone: calls already past the flag check wait on
+    // the lock until the reset happens, and new ones fail up front.
     core::mem::forget(tsm);
     Ok(())
 }

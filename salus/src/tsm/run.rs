@@ -327,9 +327,7 @@ fn switch_and_run(
         fpvec::restore_vector(&v.vec, area);
     }
     csr::write!(num::HGATP, hgatp);
-    if p.vmid_shared {
-        crate::arch::fence_shared_vmid();
-    }
+    crate::arch::fence_if_vmid_shared();
     csr::write!(num::HSTATUS, hstatus_for(0));
     // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
     // the TVM's turn; masked ones wait, as they would without a TVM.
@@ -376,9 +374,7 @@ fn switch_and_run(
         (2 << 13) | if p.has_vector { 2 << 9 } else { 0 }
     );
     csr::write!(num::HGATP, p.host_hgatp);
-    if p.vmid_shared {
-        crate::arch::fence_shared_vmid();
-    }
+    crate::arch::fence_if_vmid_shared();
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
     csr::write!(num::HGEIE, 0);
     if preempt {

@@ -203,6 +203,18 @@ impl Registry {
         Some(id)
     }
 
+    /// True if a vCPU of any live TVM is claimed by some hart.
+    pub fn any_vcpu_running(&mut self) -> bool {
+        let live: [Option<u64>; MAX_TVMS] = core::array::from_fn(|i| match self.slots.get(i) {
+            Some(Slot::Live { id, .. }) => Some(id.raw() as u64),
+            _ => None,
+        });
+        live.iter().flatten().any(|&id| {
+            self.get(id)
+                .is_ok_and(|t| t.vcpu_states().any(|v| v.is_running()))
+        })
+    }
+
     /// True if `id` is live or its pages are still being released.
     pub fn owns_pages(&self, id: TvmId) -> bool {
         self.slots.iter().any(|s| match s {

@@ -76,35 +76,8 @@ pub struct VcpuState {
     private: Mutex<VcpuPrivate>,
 }
 
-/// The claim on a vCPU: held while it runs on one hart (counted, so a
-/// reset can tell whether any vCPU runs anywhere).
-pub struct VcpuClaim(MutexGuard<'static, VcpuPrivate>);
-
-impl core::ops::Deref for VcpuClaim {
-    type Target = VcpuPrivate;
-    fn deref(&self) -> &VcpuPrivate {
-        &self.0
-    }
-}
-
-impl core::ops::DerefMut for VcpuClaim {
-    fn deref_mut(&mut self) -> &mut VcpuPrivate {
-        &mut self.0
-    }
-}
-
-impl Drop for VcpuClaim {
-    fn drop(&mut self) {
-        RUNNING_VCPUS.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// vCPUs claimed by some hart (running or about to), for the reset path.
-static RUNNING_VCPUS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-
-pub fn running_vcpus() -> usize {
-    RUNNING_VCPUS.load(Ordering::Acquire)
-}
+/// The claim on a vCPU: held while it runs on one hart.
+pub type VcpuClaim = MutexGuard<'static, VcpuPrivate>;
 
 /// Offset of the vector register area inside the state pages.
 pub const VEC_AREA_OFFSET: u64 = (core::mem::size_of::<VcpuState>() as u64).next_multiple_of(64);
@@ -188,9 +161,7 @@ impl VcpuState {
 
     /// Claims the vCPU for this hart; None if it runs elsewhere.
     pub fn try_claim(&'static self) -> Option<VcpuClaim> {
-        let g = self.private.try_lock()?;
-        RUNNING_VCPUS.fetch_add(1, Ordering::AcqRel);
-        Some(VcpuClaim(g))
+        self.private.try_lock()
     }
 
     pub fn is_running(&self) -> bool {
