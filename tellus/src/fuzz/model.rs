@@ -226,10 +226,14 @@ impl Model {
         let r = &self.pg[i..i + n];
         if r.iter().all(|&s| s == Pg::Unassigned) {
             Want::Ok
-        } else if r
-            .iter()
-            .all(|&s| matches!(s, Pg::Unassigned | Pg::Converting | Pg::Fencing))
-        {
+        } else if r.iter().all(|&s| {
+            // Lent: the shared TVM may already be destroyed by another
+            // hart that has not published its new generation yet.
+            matches!(
+                s,
+                Pg::Unassigned | Pg::Converting | Pg::Fencing | Pg::Lent(..)
+            )
+        }) {
             Want::OneOf(&[OK, ERR_INVALID_ADDRESS])
         } else {
             Want::Err(ERR_INVALID_ADDRESS)
@@ -546,7 +550,7 @@ impl Model {
         let gp = self.rng.below(REGION_PAGES + 2);
         let gpa = REGION + gp * PAGE;
         let i = self.rng.below(POOL_PAGES as u64) as usize;
-        if matches!(self.pg[i], Pg::Converting | Pg::Fencing) {
+        if matches!(self.pg[i], Pg::Converting | Pg::Fencing | Pg::Lent(..)) {
             return; // uncertain page: the defect count would be too
         }
         let dest = self.addr(i);
