@@ -104,6 +104,7 @@ pub fn serve_fences(hartid: usize) {
     crate::arch::hfence_gvma_all();
     crate::arch::fence_i();
     me.fence_done.store(req, Ordering::Release);
+    crate::host::stats::event(hartid, crate::host::stats::MAILBOX_FENCE);
     let waiters = me.fence_waiters.swap(0, Ordering::AcqRel);
     if waiters != 0 {
         let _ = sbi_call::send_ipi(waiters, 0);
@@ -155,6 +156,7 @@ pub fn remote_fence(me: usize, targets: u64) {
     if phys_mask == 0 {
         return;
     }
+    let since = crate::host::stats::now();
     let _ = sbi_call::send_ipi(phys_mask, 0);
     // Sleep until every target has fenced; each one IPIs us back when done.
     // SSIP is cleared before the re-check, so an ack that lands between the
@@ -176,6 +178,7 @@ pub fn remote_fence(me: usize, targets: u64) {
         }
         crate::arch::wfi();
     }
+    crate::host::stats::wait_done(crate::host::stats::REMOTE_FENCE, since);
     if shared(me).vssip.load(Ordering::Acquire) {
         csr::set!(num::SIP, 1 << bits::IRQ_S_SOFT);
     }

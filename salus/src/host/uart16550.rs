@@ -95,6 +95,7 @@ impl LineBuf {
         self.buf[self.len] = b;
         self.len += 1;
         if b == b'\n' || self.len == LINE_MAX {
+            super::stats::console_line(&self.buf[..self.len]);
             self.flush();
         }
     }
@@ -253,7 +254,10 @@ pub fn write(hart: usize, gpa: u64, value: u64) {
     let off = gpa - WINDOW.get().map_or(0, |w| w.0);
     let mut u = UART.lock();
     u.flush_old();
-    u.write(hart, off, value as u8)
+    u.write(hart, off, value as u8);
+    drop(u);
+    // A `SALUS-STATS:` line the host just wrote (bench mode).
+    super::stats::run_pending();
 }
 
 /// Writes out every buffered partial line (e.g. before Salus stops).
