@@ -457,7 +457,7 @@ pub fn run_load_benches(icount: Option<&str>) -> (Vec<Figure>, Vec<String>) {
             // the polled UART's tick, not per op).
             let table = stats_table(&so.console, &format!("{w}.r{round}"));
             let mut rows: Vec<&StatLine> = table.iter().collect();
-            rows.sort_by(|a, b| b.count.cmp(&a.count));
+            rows.sort_by_key(|s| std::cmp::Reverse(s.count));
             let detail: Vec<String> = rows
                 .iter()
                 .map(|s| {
