@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::linux::{
     free_port, make_disk, salus_linux_config, scratch, LinuxImages, LinuxVm, BOOTARGS,
 };
-use crate::{env_timeout, run, QemuConfig, RunOutput};
+use crate::{build_dir, env_timeout, run, QemuConfig, RunOutput};
 
 const ICOUNT: &str = "shift=0,sleep=off";
 const RUNS: usize = 3;
@@ -407,6 +407,11 @@ pub fn run_load_benches(icount: Option<&str>) -> (Vec<Figure>, Vec<String>) {
         };
         let _ = std::fs::remove_file(&disk_s);
         let _ = std::fs::remove_file(&disk_b);
+        // The consoles stay for a closer look (every table Salus printed).
+        for (what, out) in [("salus", &so), ("bare", &bo)] {
+            let log = build_dir().join(format!("load-{what}-smp{ncpu}{tag}.log"));
+            let _ = std::fs::write(&log, &out.console);
+        }
         for (what, out) in [("Salus", &so), ("bare", &bo)] {
             if !out.success() || !out.console.contains("SALUS-LOAD-DONE") {
                 errors.push(format!(
