@@ -132,6 +132,7 @@ $(LINUX_DEFAULT_IMAGE): $(LINUX_SCRIPTS)/build-kernel.sh $(LINUX_SCRIPTS)/debs.s
 
 $(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(LINUX_SCRIPTS)/build-rootfs.sh \
 		$(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/init $(LINUX_SCRIPTS)/udhcpc.script \
+		$(LINUX_SCRIPTS)/salus-load.c \
 		$(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
 	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-rootfs.sh
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: the Rust toolchain/target and QEMU >= 9.2.
+# Idempotent machine setup: the Rust toolchain/target, QEMU >= 9.2 and
+# Debian's riscv64 cross gcc (for the Linux initramfs's test programs).
 # As root it installs what is missing; otherwise it prints the commands.
 set -euo pipefail
 QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
@@ -55,5 +56,16 @@ if ! qemu_ok; then
     echo "setup: installing QEMU (>= $MIN_QEMU_MAJOR.$MIN_QEMU_MINOR)"
     for c in "${cmds[@]}"; do bash -c "$c"; done
     qemu_ok || { echo "setup: QEMU still missing or too old after install" >&2; exit 1; }
+fi
+# Debian's riscv64 cross compiler: the initramfs's own static programs
+# (scripts/linux/salus-load.c).
+if ! command -v riscv64-linux-gnu-gcc >/dev/null 2>&1 ||
+   [ ! -e /usr/riscv64-linux-gnu/lib/libc.a ]; then
+    cmds=("apt-get update" "DEBIAN_FRONTEND=noninteractive apt-get install -y gcc-riscv64-linux-gnu libc6-dev-riscv64-cross")
+    if [ "$(id -u)" -ne 0 ]; then
+        need_root "installing the riscv64 cross compiler" "${cmds[@]}"
+    fi
+    echo "setup: installing gcc-riscv64-linux-gnu"
+    for c in "${cmds[@]}"; do bash -c "$c"; done
 fi
 exit 0

@@ -191,7 +191,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         crate::tsm::enable_deep_checks();
     }
     if opts.bench {
-        crate::host::stats::enable();
+        crate::stats::enable(info.timebase_frequency);
     }
     if opts.no_htinst {
         info!("salus.no_htinst: trapped MMIO instructions are read with HLVX");

@@ -106,6 +106,7 @@ pub fn serve_fences(hartid: usize) {
     // SeqCst pairs with the waiter's register-then-check (remote_fence):
     // either it sees this `fence_done`, or this swap sees its bit.
     me.fence_done.store(req, Ordering::SeqCst);
+    crate::stats::event(hartid, crate::stats::MAILBOX_FENCE);
     let waiters = me.fence_waiters.swap(0, Ordering::SeqCst);
     if waiters != 0 {
         let _ = sbi_call::send_ipi(waiters, 0);
@@ -157,6 +158,7 @@ pub fn remote_fence(me: usize, targets: u64) {
     if phys_mask == 0 {
         return;
     }
+    let since = crate::stats::now();
     let _ = sbi_call::send_ipi(phys_mask, 0);
     // Sleep until every target has fenced; each one IPIs us back when done.
     // SSIP is cleared before the re-check, so an ack that lands between the
@@ -184,6 +186,7 @@ pub fn remote_fence(me: usize, targets: u64) {
         }
         crate::arch::wfi();
     }
+    crate::stats::wait_done(crate::stats::REMOTE_FENCE, since);
     if shared(me).vssip.load(Ordering::Acquire) {
         csr::set!(num::SIP, 1 << bits::IRQ_S_SOFT);
     }

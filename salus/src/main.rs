@@ -20,6 +20,7 @@ mod heap;
 mod host;
 mod memory;
 mod platform;
+mod stats;
 mod sync;
 mod timer;
 mod tsm;

@@ -23,8 +23,14 @@ impl<T> Mutex<T> {
 
     /// Takes the lock, serving this hart's fence requests while it waits.
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        if let Some(g) = self.inner.try_lock() {
+            return g;
+        }
+        // Contended: the spin is timed (bench statistics).
+        let since = crate::stats::now();
         loop {
             if let Some(g) = self.inner.try_lock() {
+                crate::stats::wait_done(crate::stats::LOCK_SPIN, since);
                 return g;
             }
             hart::serve_fences_while_waiting();

@@ -43,6 +43,14 @@ fi
 # A fixed salt keeps the image reproducible; the password is "root" anyway.
 hash=$(openssl passwd -6 -salt salushost root)
 
-python3 "$HERE/mkinitramfs.py" --debs-root "$pkgroot" --moddir "$MODDIR" \
+# Our own test programs, static, with Debian's riscv64 cross compiler
+# (gcc-riscv64-linux-gnu + libc6-dev-riscv64-cross; scripts/setup.sh).
+CROSS_CC=${CROSS_CC:-riscv64-linux-gnu-gcc}
+command -v "$CROSS_CC" >/dev/null 2>&1 ||
+    { echo "rootfs: no $CROSS_CC: run 'make setup' (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)" >&2; exit 1; }
+mkdir -p "$LINUX_BUILD/bin"
+"$CROSS_CC" -static -O2 -Wall -Wextra -Werror -pthread -o "$LINUX_BUILD/bin/salus-load" "$HERE/salus-load.c"
+
+python3 "$HERE/mkinitramfs.py" --bin "$LINUX_BUILD/bin/salus-load" --debs-root "$pkgroot" --moddir "$MODDIR" \
     --modules "$MODULES" --init "$HERE/init" --udhcpc-script "$HERE/udhcpc.script" \
     --password-hash "$hash" "${keyarg[@]}" --out "$out"

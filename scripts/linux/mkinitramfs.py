@@ -286,6 +286,8 @@ def main():
     ap.add_argument("--udhcpc-script", required=True)
     ap.add_argument("--password-hash", required=True, help="crypt(3) hash of root's password")
     ap.add_argument("--authorized-key", help="public key for /root/.ssh/authorized_keys")
+    ap.add_argument("--bin", action="append", default=[],
+                    help="a static program for /usr/bin (repeatable)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -316,6 +318,10 @@ def main():
     seen = set()
     add_binary(c, root, "/usr/sbin/dropbear", seen=seen)
     add_binary(c, root, "/usr/bin/dropbearkey", seen=seen)
+
+    for b in a.bin:
+        with open(b, "rb") as f:
+            c.file("usr/bin/" + os.path.basename(b), f.read(), 0o755)
 
     c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     c.file("etc/group", b"root:x:0:\ntty:x:5:\n")

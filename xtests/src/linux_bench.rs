@@ -18,6 +18,8 @@
 //!   The bare VM has no IOMMU device (Debian's kernel has no RISC-V IOMMU
 //!   driver), so these ratios include the cost of QEMU's IOMMU model,
 //!   which translates every DMA access of the devices under Salus.
+//! * `linux_load_*` ([`run_load_benches`]): scheduler, timer and IPI load
+//!   from the initramfs's `salus-load`, with Salus's trap table per run.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::linux::{
     free_port, make_disk, salus_linux_config, scratch, LinuxImages, LinuxVm, BOOTARGS,
 };
-use crate::{env_timeout, run, QemuConfig, RunOutput};
+use crate::{build_dir, env_timeout, run, QemuConfig, RunOutput};
 
 const ICOUNT: &str = "shift=0,sleep=off";
 const RUNS: usize = 3;
@@ -219,22 +221,19 @@ pub fn run_linux_benches() -> (Vec<Figure>, Vec<String>) {
         }
         (a, b) => errors.extend(a.err().into_iter().chain(b.err())),
     }
-    for l in so.console.lines().map(str::trim_end) {
-        if let Some(n) = l.strip_prefix("salus: traps: total ") {
+    let table = stats_table(&so.console, "shutdown");
+    if !table.is_empty() {
+        figs.push((
+            "linux_boot_traps".into(),
+            total_traps(&table) as f64,
+            "traps".into(),
+        ));
+        for s in &table {
             figs.push((
-                "linux_boot_traps".into(),
-                n.parse().unwrap_or(f64::NAN),
-                "traps".into(),
+                format!("linux_boot_traps_{}", s.entry.replace('.', "_")),
+                s.count as f64,
+                format!("({} us in Salus)", s.us),
             ));
-        } else if let Some(rest) = l.strip_prefix("salus: traps: ") {
-            let w: Vec<&str> = rest.split_whitespace().collect();
-            if let [_, _, name, n] = w[..] {
-                figs.push((
-                    format!("linux_boot_traps_{}", name.replace('-', "_")),
-                    n.parse().unwrap_or(f64::NAN),
-                    "traps".into(),
-                ));
-            }
         }
     }
     if !figs.iter().any(|f| f.0 == "linux_boot_traps") {
@@ -272,4 +271,258 @@ pub fn run_linux_benches() -> (Vec<Figure>, Vec<String>) {
     let _ = std::fs::remove_file(&disk_s);
     let _ = std::fs::remove_file(&disk_b);
     (figs, errors)
+}
+
+/// The salus-load workloads, in the order `/init` runs them.
+pub const LOAD_WORKLOADS: [&str; 5] = ["pipe", "futex", "timer", "clock", "fork"];
+
+/// One `salus: stats LABEL: ENTRY COUNT US h0=.. h1=..` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatLine {
+    pub entry: String,
+    pub count: u64,
+    pub us: u64,
+    pub per_hart: Vec<u64>,
+}
+
+/// Salus's statistics table labelled `label` in a console log.
+pub fn stats_table(console: &str, label: &str) -> Vec<StatLine> {
+    let prefix = format!("salus: stats {label}: ");
+    console
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            match w[..] {
+                [entry, count, us, ref harts @ ..] if !entry.starts_with("window") => {
+                    Some(StatLine {
+                        entry: entry.to_string(),
+                        count: count.parse().ok()?,
+                        us: us.parse().ok()?,
+                        per_hart: harts
+                            .iter()
+                            .filter_map(|h| h.split_once('=')?.1.parse().ok())
+                            .collect(),
+                    })
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Traps into Salus (exceptions and interrupts) in a table.
+pub fn total_traps(table: &[StatLine]) -> u64 {
+    table
+        .iter()
+        .filter(|s| s.entry.starts_with("exc.") || s.entry.starts_with("irq."))
+        .map(|s| s.count)
+        .sum()
+}
+
+/// `(round, workload, ops/s)` of every `SALUS-LOAD rN NAME OPS_S OPS SECS`
+/// line (`hung` runs give 0).
+pub fn load_results(console: &str) -> Vec<(u32, String, f64)> {
+    console
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("SALUS-LOAD r")? + "SALUS-LOAD r".len()..];
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            match w[..] {
+                [round, name, ops_s, ..] => {
+                    Some((round.parse().ok()?, name.to_string(), ops_s.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Seconds per workload run and rounds (`SALUS_LOAD_SECS`,
+/// `SALUS_LOAD_ROUNDS`; default 2 s, 3 rounds).
+fn load_params() -> (f64, u32) {
+    let secs = std::env::var("SALUS_LOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+        .unwrap_or(2.0);
+    let rounds = std::env::var("SALUS_LOAD_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r: &u32| *r > 0)
+        .unwrap_or(3);
+    (secs, rounds)
+}
+
+/// `make bench`'s scheduler/timer/IPI load figures (issue 14): the
+/// initramfs's `salus-load` (scripts/linux/salus-load.c) under Salus and
+/// on bare QEMU, at 2 and 4 vCPUs. `/init` runs each workload for
+/// `secs` of guest time, `rounds` times, with `salus.load=SECS:ROUNDS`;
+/// Salus prints its trap table after each run. `icount`: `None` runs
+/// multi-threaded TCG (wall-clock guest time: what a user sees, noisy on a
+/// shared machine; the VMs run one after the other); `Some(opts)` counts
+/// instructions (stable; runs in parallel).
+pub fn run_load_benches(icount: Option<&str>) -> (Vec<Figure>, Vec<String>) {
+    let mut figs = Vec::new();
+    let mut errors = Vec::new();
+    let images = match LinuxImages::locate() {
+        Ok(i) => i,
+        Err(e) => return (figs, vec![e]),
+    };
+    let (secs, rounds) = load_params();
+    let args = format!("{BOOTARGS} quiet salus.nonet salus.bench salus.load={secs}:{rounds}");
+    let tag = if icount.is_some() { "_icount" } else { "" };
+    for ncpu in [2u32, 4] {
+        let disk_s = scratch(&format!("load-salus-{ncpu}.img"));
+        let disk_b = scratch(&format!("load-bare-{ncpu}.img"));
+        for d in [&disk_s, &disk_b] {
+            if let Err(e) = make_disk(d, 1 << 20, "SALUS-LOAD") {
+                return (figs, vec![format!("disk image: {e}")]);
+            }
+        }
+        let timeout = env_timeout(Duration::from_secs(
+            300 + (secs * f64::from(rounds) * 5.0 * 30.0) as u64,
+        ));
+        let mut salus_cfg = salus_linux_config(&images, free_port(), &disk_s)
+            .ncpu(ncpu)
+            .bootargs(args.clone())
+            .timeout(timeout);
+        let mut bare_cfg = bare_config(&images, free_port(), &disk_b, &args)
+            .ncpu(ncpu)
+            .timeout(timeout);
+        eprintln!(
+            "bench: salus-load at {ncpu} vCPUs ({secs} s x {rounds} rounds, {}), Salus and bare...",
+            icount.map_or("wall clock".to_string(), |i| format!("-icount {i}"))
+        );
+        let (so, bo) = if let Some(i) = icount {
+            salus_cfg = salus_cfg.icount(i);
+            bare_cfg = bare_cfg.icount(i);
+            thread::scope(|s| {
+                let a = s.spawn(|| run(&salus_cfg));
+                let b = s.spawn(|| run(&bare_cfg));
+                (a.join().unwrap(), b.join().unwrap())
+            })
+        } else {
+            (run(&salus_cfg), run(&bare_cfg))
+        };
+        let _ = std::fs::remove_file(&disk_s);
+        let _ = std::fs::remove_file(&disk_b);
+        // The consoles stay for a closer look (every table Salus printed).
+        for (what, out) in [("salus", &so), ("bare", &bo)] {
+            let log = build_dir().join(format!("load-{what}-smp{ncpu}{tag}.log"));
+            let _ = std::fs::write(&log, &out.console);
+        }
+        for (what, out) in [("Salus", &so), ("bare", &bo)] {
+            if !out.success() || !out.console.contains("SALUS-LOAD-DONE") {
+                errors.push(format!(
+                    "salus-load {what} smp{ncpu}: no clean run\n{}",
+                    out.describe(40)
+                ));
+            }
+        }
+        let (sr, br) = (load_results(&so.console), load_results(&bo.console));
+        for w in LOAD_WORKLOADS {
+            let pick = |r: &[(u32, String, f64)]| -> Vec<f64> {
+                r.iter().filter(|x| x.1 == w).map(|x| x.2).collect()
+            };
+            let (sv, bv) = (pick(&sr), pick(&br));
+            if sv.len() < rounds as usize || bv.len() < rounds as usize {
+                errors.push(format!(
+                    "salus-load {w} smp{ncpu}: {} Salus / {} bare results of {rounds}",
+                    sv.len(),
+                    bv.len()
+                ));
+                continue;
+            }
+            let spread = |v: &[f64]| {
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(0.0, f64::max);
+                (lo, hi)
+            };
+            let (sm, bm) = (median(sv.clone()), median(bv.clone()));
+            let ((slo, shi), (blo, bhi)) = (spread(&sv), spread(&bv));
+            let name = format!("linux_load_{w}_smp{ncpu}{tag}");
+            figs.push((
+                name.clone(),
+                if bm > 0.0 { sm / bm } else { 0.0 },
+                format!(
+                    "x (ops/s median [min-max] of {rounds}: Salus {sm:.0} [{slo:.0}-{shi:.0}], bare {bm:.0} [{blo:.0}-{bhi:.0}])"
+                ),
+            ));
+            // Salus's table for the median Salus round.
+            let Some(round) = sr
+                .iter()
+                .filter(|x| x.1 == w)
+                .find(|x| x.2 == sm)
+                .map(|x| x.0)
+            else {
+                continue;
+            };
+            // Per second of the run (most traps come at a fixed rate, e.g.
+            // the polled UART's tick, not per op).
+            let table = stats_table(&so.console, &format!("{w}.r{round}"));
+            let mut rows: Vec<&StatLine> = table.iter().collect();
+            rows.sort_by_key(|s| std::cmp::Reverse(s.count));
+            let detail: Vec<String> = rows
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {:.0}/s {:.0}us/s",
+                        s.entry,
+                        s.count as f64 / secs,
+                        s.us as f64 / secs
+                    )
+                })
+                .collect();
+            figs.push((
+                format!("{name}_traps"),
+                (total_traps(&table) as f64 / secs).round(),
+                format!(
+                    "traps/s, {:.2} traps/op (round {round}: {})",
+                    total_traps(&table) as f64 / (sm * secs).max(1.0),
+                    detail.join(", ")
+                ),
+            ));
+        }
+    }
+    (figs, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "[   10.5] SALUS-LOAD r2 futex 4458 8916 2.000\r
+salus: stats futex.r2: window 2000000 us, 2 harts, timebase 10000000 Hz; entry count us-in-salus per-hart\r
+salus: stats futex.r2: exc.store_guest_page_fault 57 460 h0=20 h1=37\r
+salus: stats futex.r2: sbi.time.set_timer 3 1 h0=3 h1=0\r
+salus: stats futex.r2: irq.s_timer 6 220 h0=6 h1=0\r
+salus: stats futex.r2: end\r
+[   11.0] SALUS-LOAD r2 pipe 0 0 0 hung\r
+";
+
+    #[test]
+    fn parses_stats_and_results() {
+        let t = stats_table(LOG, "futex.r2");
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            t[0],
+            StatLine {
+                entry: "exc.store_guest_page_fault".into(),
+                count: 57,
+                us: 460,
+                per_hart: vec![20, 37],
+            }
+        );
+        // SBI entries are part of the ecall count, not extra traps.
+        assert_eq!(total_traps(&t), 63);
+        assert!(stats_table(LOG, "futex.r1").is_empty());
+        assert_eq!(
+            load_results(LOG),
+            vec![
+                (2, "futex".to_string(), 4458.0),
+                (2, "pipe".to_string(), 0.0)
+            ]
+        );
+    }
 }

@@ -14,7 +14,6 @@ pub mod cmdline;
 pub mod mmio;
 pub mod pci;
 pub mod sbi;
-pub mod stats;
 pub mod uart16550;
 pub mod vcpu;
 

@@ -47,7 +47,7 @@ fn implemented(eid: u64) -> bool {
             | cove_abi::EID_NACL
             | sbi_abi::LEGACY_CONSOLE_PUTCHAR
             | sbi_abi::LEGACY_CONSOLE_GETCHAR
-    )
+    ) || (eid == crate::stats::EID_SALUS_STATS && crate::stats::enabled())
 }
 
 pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
@@ -83,6 +83,7 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
             return SbiOutcome::Return;
         }
         cove_abi::EID_NACL => nacl_call(vcpu, fid, a),
+        crate::stats::EID_SALUS_STATS => stats_call(fid, a),
         sbi_abi::LEGACY_CONSOLE_PUTCHAR => {
             console::write_bytes(&[a[0] as u8]);
             vcpu.regs.gprs[reg::A0] = 0;
@@ -247,7 +248,9 @@ fn system_reset(kind: u64, reason: u64) -> SbiResult {
     // RAM survives a warm reset: no TVM page may reach the next host boot.
     // A vCPU running elsewhere holds TVM state the TSM cannot clear now.
     crate::tsm::reset::scrub_for_reset().map_err(|_| SbiError::Failed)?;
-    crate::host::stats::report();
+    // The host's last lines first, then the table (bench mode).
+    super::uart16550::flush();
+    crate::stats::report();
     crate::info!("host requested {} (reason {})", what, reason);
     // Before the test finisher too: it ends QEMU at once.
     super::uart16550::drain();
@@ -337,6 +340,34 @@ fn nacl_call(vcpu: &mut HostVcpu, fid: u64, a: [u64; 6]) -> SbiResult {
             slot.store(lo, Ordering::Release);
             Ok(0)
         }
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
+/// The Salus statistics vendor extension (docs/linux-host.md); only with
+/// `salus.bench`, so timings of Salus's work are not exposed otherwise.
+fn stats_call(fid: u64, a: [u64; 6]) -> SbiResult {
+    use crate::stats;
+    if !stats::enabled() {
+        return Err(SbiError::NotSupported);
+    }
+    let entry = |i: u64| usize::try_from(i).map_err(|_| SbiError::InvalidParam);
+    match fid {
+        stats::FID_NUM_ENTRIES => Ok(stats::NUM_ENTRIES as u64),
+        stats::FID_READ_COUNT | stats::FID_READ_TICKS => {
+            let hart = valid_hart(a[0])?;
+            let (count, ticks) = stats::read(hart, entry(a[1])?).ok_or(SbiError::InvalidParam)?;
+            Ok(if fid == stats::FID_READ_COUNT {
+                count
+            } else {
+                ticks
+            })
+        }
+        stats::FID_RESET => {
+            stats::reset();
+            Ok(0)
+        }
+        stats::FID_TIMEBASE => Ok(stats::timebase_hz()),
         _ => Err(SbiError::NotSupported),
     }
 }

@@ -97,6 +97,7 @@ impl LineBuf {
             self.len += 1;
         }
         if b == b'\n' || self.len == LINE_MAX {
+            crate::stats::console_line(self.buf.get(..self.len).unwrap_or_default());
             self.flush();
         }
     }
@@ -255,7 +256,10 @@ pub fn write(hart: usize, gpa: u64, value: u64) {
     let off = gpa - WINDOW.get().map_or(0, |w| w.0);
     let mut u = UART.lock();
     u.flush_old();
-    u.write(hart, off, value as u8)
+    u.write(hart, off, value as u8);
+    drop(u);
+    // A `SALUS-STATS:` line the host just wrote (bench mode).
+    crate::stats::run_pending();
 }
 
 /// Writes out every buffered partial line (e.g. before Salus stops).

@@ -89,22 +89,39 @@ impl HostVcpu {
 
     /// Runs until the host stops this vCPU.
     pub fn run(&mut self) -> Exit {
+        // The last trap (cause, SBI entry, when it came) for the
+        // statistics: accounted just before the next entry.
+        let mut last: Option<(u64, Option<usize>, u64)> = None;
         loop {
+            if let Some((cause, sbi, since)) = last.take() {
+                crate::stats::trap_done(self.hartid, cause, sbi, since);
+            }
             let scause = {
                 run_guest(&mut self.regs);
                 csr::read!(num::SCAUSE)
             };
-            super::stats::count(scause);
+            let since = crate::stats::now();
             if scause & INTERRUPT != 0 {
                 self.handle_interrupt(scause & !INTERRUPT);
+                last = Some((scause, None, since));
                 continue;
             }
+            let mut sbi_entry = None;
             match scause {
-                CAUSE_ECALL_VS => match sbi::handle(self) {
-                    SbiOutcome::Return => self.regs.sepc += 4,
-                    SbiOutcome::Stop => return Exit::Stopped,
-                    SbiOutcome::Resume => {}
-                },
+                CAUSE_ECALL_VS => {
+                    if crate::stats::enabled() {
+                        let g = &self.regs.gprs;
+                        sbi_entry = Some(crate::stats::sbi_entry(
+                            g[crate::arch::entry::reg::A7],
+                            g[crate::arch::entry::reg::A6],
+                        ));
+                    }
+                    match sbi::handle(self) {
+                        SbiOutcome::Return => self.regs.sepc += 4,
+                        SbiOutcome::Stop => return Exit::Stopped,
+                        SbiOutcome::Resume => {}
+                    }
+                }
                 CAUSE_FETCH_GUEST_PAGE_FAULT
                 | CAUSE_LOAD_GUEST_PAGE_FAULT
                 | CAUSE_STORE_GUEST_PAGE_FAULT => self.guest_page_fault(scause),
@@ -119,6 +136,7 @@ impl HostVcpu {
                     self.inject_exception(other, tval);
                 }
             }
+            last = Some((scause, sbi_entry, since));
         }
     }
 
@@ -213,6 +231,7 @@ pub fn serve_mailbox(hartid: usize) {
     let me = hart::shared(hartid);
     if me.vssip.swap(false, core::sync::atomic::Ordering::AcqRel) {
         csr::set!(num::HVIP, 1 << bits::IRQ_VS_SOFT);
+        crate::stats::event(hartid, crate::stats::MAILBOX_VIPI);
     }
     hart::serve_fences(hartid);
 }

@@ -100,6 +100,15 @@ fn main() -> ExitCode {
     // Values for the target table, by name.
     let mut values: Vec<(String, f64)> = Vec::new();
 
+    // SALUS_BENCH_ONLY=load: only the salus-load figures (issue 14).
+    if std::env::var("SALUS_BENCH_ONLY").as_deref() == Ok("load") {
+        let icount = std::env::var("SALUS_LOAD_ICOUNT").ok();
+        let (figs, errs) = xtests::linux_bench::run_load_benches(icount.as_deref());
+        print_figures(&figs, &mut values);
+        errors.extend(errs);
+        return finish(&errors);
+    }
+
     // 1 + 2: bench mode under -icount at 2, 4 and 8 GiB. The results are
     // instruction counts, so running the three in parallel does not skew them.
     eprintln!(
@@ -196,15 +205,16 @@ fn main() -> ExitCode {
 
     // Linux under Salus vs bare (linux_boot_ratio, traps, disk, net).
     let (figs, errs) = xtests::linux_bench::run_linux_benches();
-    for (name, v, unit) in &figs {
-        let shown = if v.fract() == 0.0 {
-            format!("{v}")
-        } else {
-            format!("{v:.3}")
-        };
-        println!("bench: {name} {shown} {unit}");
-        values.push((name.clone(), *v));
-    }
+    print_figures(&figs, &mut values);
+    errors.extend(errs);
+
+    // Scheduler, timer and IPI load (issue 14): wall-clock TCG, as users
+    // run it, then instruction counts.
+    let (figs, errs) = xtests::linux_bench::run_load_benches(None);
+    print_figures(&figs, &mut values);
+    errors.extend(errs);
+    let (figs, errs) = xtests::linux_bench::run_load_benches(Some(ICOUNT));
+    print_figures(&figs, &mut values);
     errors.extend(errs);
 
     // 4: targets.
@@ -240,11 +250,27 @@ fn main() -> ExitCode {
         }
     }
 
+    finish(&errors)
+}
+
+fn print_figures(figs: &[xtests::linux_bench::Figure], values: &mut Vec<(String, f64)>) {
+    for (name, v, unit) in figs {
+        let shown = if v.fract() == 0.0 {
+            format!("{v}")
+        } else {
+            format!("{v:.3}")
+        };
+        println!("bench: {name} {shown} {unit}");
+        values.push((name.clone(), *v));
+    }
+}
+
+fn finish(errors: &[String]) -> ExitCode {
     if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         eprintln!();
-        for e in &errors {
+        for e in errors {
             eprintln!("bench: error: {e}\n");
         }
         eprintln!("bench: {} run(s)/check(s) failed", errors.len());
