@@ -205,13 +205,11 @@ impl Registry {
 
     /// True if a vCPU of any live TVM is claimed by some hart.
     pub fn any_vcpu_running(&mut self) -> bool {
-        let live: [Option<u64>; MAX_TVMS] = core::array::from_fn(|i| match self.slots.get(i) {
-            Some(Slot::Live { id, .. }) => Some(id.raw() as u64),
-            _ => None,
-        });
-        live.iter().flatten().any(|&id| {
-            self.get(id)
-                .is_ok_and(|t| t.vcpu_states().any(|v| v.is_running()))
+        (0..MAX_TVMS).any(|i| match self.slots.get(i).copied() {
+            Some(Slot::Live { id, .. }) => self
+                .get(id.raw() as u64)
+                .is_ok_and(|t| t.vcpu_states().any(|v| v.is_running())),
+            _ => false,
         })
     }
 
