@@ -9,6 +9,28 @@ use sbi_abi::SbiRet;
 use crate::arch;
 
 /// Result of `run_tvm_vcpu` plus the exit cause from the host's CSRs.
+/// Inline-asm text: v0..v31 <- the `32 * vlenb` bytes at `{vin}`
+/// (whole-register loads; clobbers `{t}` and `{q}`).
+macro_rules! vregs_load {
+    () => {
+        ".option push\n.option arch, +v\ncsrr {t}, vlenb\nslli {t}, {t}, 3\nmv {q}, {vin}\n\
+         vl8re8.v v0, ({q})\nadd {q}, {q}, {t}\nvl8re8.v v8, ({q})\nadd {q}, {q}, {t}\n\
+         vl8re8.v v16, ({q})\nadd {q}, {q}, {t}\nvl8re8.v v24, ({q})\n.option pop"
+    };
+}
+pub(crate) use vregs_load;
+
+/// Inline-asm text: the `32 * vlenb` bytes at `{vout}` <- v0..v31
+/// (whole-register stores; clobbers `{t}` and `{q}`).
+macro_rules! vregs_store {
+    () => {
+        ".option push\n.option arch, +v\ncsrr {t}, vlenb\nslli {t}, {t}, 3\nmv {q}, {vout}\n\
+         vs8r.v v0, ({q})\nadd {q}, {q}, {t}\nvs8r.v v8, ({q})\nadd {q}, {q}, {t}\n\
+         vs8r.v v16, ({q})\nadd {q}, {q}, {t}\nvs8r.v v24, ({q})\n.option pop"
+    };
+}
+pub(crate) use vregs_store;
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Exit {
     pub error: i64,
@@ -101,19 +123,7 @@ fn run_tvm_vcpu(id: u64, vcpu: u64, regs: Option<(&mut RegCheck, bool)>) -> Exit
             "fld f\\i, 8*\\i({fin})",
             ".endr",
             "beqz {hv}, 1f",
-            ".option push",
-            ".option arch, +v",
-            "csrr {t}, vlenb",
-            "slli {t}, {t}, 3",
-            "mv {q}, {vin}",
-            "vl8re8.v v0, ({q})",
-            "add {q}, {q}, {t}",
-            "vl8re8.v v8, ({q})",
-            "add {q}, {q}, {t}",
-            "vl8re8.v v16, ({q})",
-            "add {q}, {q}, {t}",
-            "vl8re8.v v24, ({q})",
-            ".option pop",
+            vregs_load!(),
             "1:",
             "ecall",
             "csrr {sc}, scause",
@@ -123,19 +133,7 @@ fn run_tvm_vcpu(id: u64, vcpu: u64, regs: Option<(&mut RegCheck, bool)>) -> Exit
             "fsd f\\i, 8*\\i({fout})",
             ".endr",
             "beqz {hv}, 3f",
-            ".option push",
-            ".option arch, +v",
-            "csrr {t}, vlenb",
-            "slli {t}, {t}, 3",
-            "mv {q}, {vout}",
-            "vs8r.v v0, ({q})",
-            "add {q}, {q}, {t}",
-            "vs8r.v v8, ({q})",
-            "add {q}, {q}, {t}",
-            "vs8r.v v16, ({q})",
-            "add {q}, {q}, {t}",
-            "vs8r.v v24, ({q})",
-            ".option pop",
+            vregs_store!(),
             "3:",
             ".irp i, 8,9",
             "fld f\\i, 8*(\\i-8)(sp)",
