@@ -181,12 +181,7 @@ pub fn add_measured_pages(
     let (add, tid, mut m) = {
         let mut tsm = TSM.lock();
         let tvm = tsm.tvms.get(id)?;
-        if tvm.runnable {
-            return Err(INVALID_PARAM);
-        }
-        if tvm.measuring {
-            return Err(CoveError::Busy);
-        }
+        tvm.check_measurable()?;
         let add = check_add(tvm, dest, page_type, n, gpa, |t, r| {
             t.confidential.covers(r)
         })?;

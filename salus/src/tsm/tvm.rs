@@ -144,6 +144,18 @@ impl Tvm {
         (0..MAX_VCPUS as u64).filter_map(|i| self.vcpu(i))
     }
 
+    /// The initial measurement may still change: not finalized
+    /// (INVALID_PARAM) and no measured add in progress (BUSY).
+    pub fn check_measurable(&self) -> Result<(), CoveError> {
+        if self.runnable {
+            return Err(INVALID_PARAM);
+        }
+        if self.measuring {
+            return Err(CoveError::Busy);
+        }
+        Ok(())
+    }
+
     /// True if the pieces unmapped in `epoch` are gone from every TLB.
     pub fn fenced(&self, epoch: u64) -> bool {
         epoch < self.fenced_epoch
@@ -347,12 +359,7 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
 pub fn finalize_tvm(id: u64, entry_sepc: u64, entry_arg: u64, identity_addr: u64) -> CoveResult {
     let mut tsm = TSM.lock();
     let tvm = tsm.tvms.get(id)?;
-    if tvm.runnable {
-        return Err(INVALID_PARAM);
-    }
-    if tvm.measuring {
-        return Err(CoveError::Busy);
-    }
+    tvm.check_measurable()?;
     if identity_addr != 0 {
         if !identity_addr.is_multiple_of(64) || !memory::host_owns(identity_addr, 64) {
             return Err(INVALID_PARAM);
