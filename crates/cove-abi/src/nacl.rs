@@ -108,6 +108,14 @@ pub const GUEST_GPRS_OFFSET: usize = SCRATCH_OFFSET;
 /// Number of guest GPR slots (x0..x31).
 pub const GUEST_GPRS: usize = 32;
 
+/// DBCN console exits (a Salus choice, docs/cove-abi-choices.md): the TSM
+/// copies the bytes a TVM prints into the scratch area right after
+/// `guest_gprs`, at most this many per exit; the exit's `a0` says how many.
+pub const CONSOLE_BYTES_OFFSET: usize = GUEST_GPRS_OFFSET + GUEST_GPRS * 8;
+/// Most console bytes one exit carries.
+pub const CONSOLE_BYTES_MAX: usize = 1024;
+const _: () = assert!(CONSOLE_BYTES_OFFSET + CONSOLE_BYTES_MAX <= SCRATCH_OFFSET + SCRATCH_SIZE);
+
 /// `struct nacl_shmem`, for layout checking (12 KiB; don't put it on a stack).
 #[repr(C)]
 pub struct NaclShmemLayout {

@@ -33,6 +33,7 @@ pub mod release;
 pub mod reset;
 pub mod run;
 pub mod tvm;
+pub mod tvm_sbi;
 pub mod vcpu;
 
 use crate::sync::Mutex;

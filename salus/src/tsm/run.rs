@@ -3,6 +3,7 @@
 //! shared memory.
 
 use super::host_side::HostSide;
+use super::tvm_sbi::{self, Served};
 use super::vcpu::{Pending, VcpuPrivate, VcpuState, VsCsrs, VEC_AREA_OFFSET};
 use super::{CoveResult, INVALID_PARAM, TSM};
 use crate::arch::csr::{self, bits, num};
@@ -12,6 +13,7 @@ use crate::arch::phys;
 use crate::arch::vs_trap::inject_exception;
 use crate::platform;
 use crate::timer::{self, Source, Sources};
+use core::sync::atomic::Ordering;
 use cove_abi::nacl;
 use cove_abi::CoveError;
 use hyp_addr::HostPhysAddr;
@@ -106,7 +108,7 @@ pub fn run_tvm_vcpu(host: &mut impl HostSide, id: u64, vcpu_id: u64) -> CoveResu
         // timer, IPI) that the host has enabled but not taken yet preempts
         // the TVM before it runs, as it would have while it ran.
         Some(code) => Exit::Interrupt(code),
-        None => switch_and_run(host, v, p, area, hgatp),
+        None => switch_and_run(host, v, p, area, hgatp, shmem),
     };
     if super::deep_checks() {
         host.check_housekeeping();
@@ -290,6 +292,7 @@ fn switch_and_run(
     v: &mut VcpuPrivate,
     area: &mut [u8],
     hgatp: u64,
+    nacl: u64,
 ) -> Exit {
     let p = platform::get();
     let sw = switch_plan();
@@ -328,6 +331,10 @@ fn switch_and_run(
     }
     csr::write!(num::HGATP, hgatp);
     crate::arch::fence_if_vmid_shared();
+    // vCPUs move between harts and a TVM's sfence.vma only reaches the
+    // hart it runs on: no VS-stage entry of this TVM from an earlier turn
+    // may survive into this one (also what makes TVM RFENCE complete).
+    crate::arch::hfence_vvma_all();
     csr::write!(num::HSTATUS, hstatus_for(0));
     // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
     // the TVM's turn; masked ones wait, as they would without a TVM.
@@ -349,7 +356,10 @@ fn switch_and_run(
     csr::clear!(num::SSTATUS, bits::SSTATUS_FS_MASK | bits::SSTATUS_VS_MASK);
     csr::set!(num::SSTATUS, clean);
 
-    let exit = run_until_exit(host, vcpu, v);
+    vcpu.set_running_on(Some(hartid));
+    tvm_sbi::deliver_ipi(vcpu);
+    let exit = run_until_exit(host, vcpu, v, nacl);
+    vcpu.set_running_on(None);
 
     swap_vs(&mut v.csrs, sw, p.has_sstc);
     if let Some((host_h, _)) = sw.hstateen0 {
@@ -391,7 +401,12 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
-fn run_until_exit(host: &mut impl HostSide, vcpu: &VcpuState, v: &mut VcpuPrivate) -> Exit {
+fn run_until_exit(
+    host: &mut impl HostSide,
+    vcpu: &VcpuState,
+    v: &mut VcpuPrivate,
+    nacl: u64,
+) -> Exit {
     let hartid = host.hartid();
     loop {
         run_guest(&mut v.regs);
@@ -408,37 +423,30 @@ fn run_until_exit(host: &mut impl HostSide, vcpu: &VcpuState, v: &mut VcpuPrivat
             }
             continue;
         }
+        if scause == INTERRUPT | bits::IRQ_S_SOFT
+            && !crate::hart::shared(hartid).vssip.load(Ordering::Acquire)
+        {
+            // Not an IPI for the host: fences (served here, the TVM's
+            // VMID loaded) or a kick for an IPI owed to this vCPU.
+            csr::clear!(num::SIP, 1 << bits::IRQ_S_SOFT);
+            crate::hart::serve_fences(hartid);
+            tvm_sbi::deliver_ipi(vcpu);
+            continue;
+        }
         if scause & INTERRUPT != 0 {
             return Exit::Interrupt(scause & !INTERRUPT);
         }
         match scause {
             10 => {
                 let a = args(&v.regs);
-                if a[7] == cove_abi::EID_COVG {
-                    let r = super::covg::handle(vcpu, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]);
-                    v.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
-                    v.regs.sepc += 4;
-                    if r.is_ok() {
-                        v.pending = Pending::Notify;
-                        return Exit::Notify(a);
-                    }
-                    continue;
-                }
-                if a[7] == sbi_abi::hsm::EID_HSM as u64 {
-                    if let Some((r, notify)) =
-                        super::covg::hsm(vcpu, a[6], [a[0], a[1], a[2], a[3], a[4], a[5]])
-                    {
-                        v.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
-                        v.regs.sepc += 4;
-                        if notify {
-                            v.pending = Pending::Notify;
-                            return Exit::Notify(a);
-                        }
+                match tvm_sbi::handle(vcpu, v, a, nacl) {
+                    Served::Resume => {
+                        tvm_sbi::deliver_ipi(vcpu);
                         continue;
                     }
+                    Served::Notify(n) => return Exit::Notify(n),
+                    Served::Forward => return Exit::Ecall(a),
                 }
-                v.pending = Pending::Ecall;
-                return Exit::Ecall(a);
             }
             20 | 21 | 23 => {
                 let stval = csr::read!(num::STVAL);

@@ -3,7 +3,7 @@
 
 use crate::arch::entry::{reg, GuestRegs};
 use crate::arch::fpvec::{FpState, VecCsrs};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use hyp_addr::PAGE_SIZE;
 use page_tracking::TvmId;
 use spin::{Mutex, MutexGuard};
@@ -73,6 +73,10 @@ pub struct VcpuState {
     pub vcpu_id: u64,
     /// May be run: the boot vCPU after finalize, others once started.
     started: AtomicBool,
+    /// An SBI IPI from a vCPU of the same TVM is owed (its VSSIP).
+    ipi_pending: AtomicBool,
+    /// 1 + the hart running it, 0 when none (where to kick it).
+    running_on: AtomicUsize,
     private: Mutex<VcpuPrivate>,
 }
 
@@ -122,6 +126,8 @@ impl VcpuState {
             tvm,
             vcpu_id,
             started: AtomicBool::new(false),
+            ipi_pending: AtomicBool::new(false),
+            running_on: AtomicUsize::new(0),
             private: Mutex::new(VcpuPrivate {
                 pending: Pending::None,
                 regs: GuestRegs::new(),
@@ -155,6 +161,8 @@ impl VcpuState {
             return false;
         };
         p.boot(self.vcpu_id, entry, arg);
+        // A started hart begins with no IPI owed.
+        self.ipi_pending.store(false, Ordering::SeqCst);
         self.started.store(true, Ordering::Release);
         true
     }
@@ -166,5 +174,24 @@ impl VcpuState {
 
     pub fn is_running(&self) -> bool {
         self.private.is_locked()
+    }
+
+    /// The holder of the claim runs it on `hart` (None: stopped running).
+    /// SeqCst pairs with `post_ipi`: either the poster sees the hart and
+    /// kicks it, or the hart sees the IPI in `take_ipi` after this.
+    pub fn set_running_on(&self, hart: Option<usize>) {
+        self.running_on
+            .store(hart.map_or(0, |h| h + 1), Ordering::SeqCst);
+    }
+
+    /// Owes the vCPU an IPI; returns the hart to kick if it runs now.
+    pub fn post_ipi(&self) -> Option<usize> {
+        self.ipi_pending.store(true, Ordering::SeqCst);
+        self.running_on.load(Ordering::SeqCst).checked_sub(1)
+    }
+
+    /// Takes an owed IPI (the caller raises the vCPU's VSSIP).
+    pub fn take_ipi(&self) -> bool {
+        self.ipi_pending.load(Ordering::SeqCst) && self.ipi_pending.swap(false, Ordering::SeqCst)
     }
 }

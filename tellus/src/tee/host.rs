@@ -11,7 +11,7 @@ use sbi_abi::SbiRet;
 
 use super::calls::*;
 use super::harts::{boot_slot, run_on, take_interrupts};
-use super::nacl::{nacl_csr, nacl_gpr, nacl_set_gpr, nacl_setup_here};
+use super::nacl::{nacl_console_byte, nacl_csr, nacl_gpr, nacl_set_gpr, nacl_setup_here};
 use super::pool::{host_page_ok, rd, wr};
 use super::proto;
 use super::run::{run_vcpu_regcheck, Exit, RegCheck, REGCHECK_VBYTES};
@@ -175,30 +175,21 @@ impl TvmHost {
 
     /// Handles a forwarded ecall; returns the (error, value) to hand back,
     /// or a stop.
-    fn ecall(&mut self, a: &[u64; 8]) -> Result<(i64, u64), Stop> {
+    fn ecall(&mut self, slot: usize, a: &[u64; 8]) -> Result<(i64, u64), Stop> {
         let (eid, fid) = (a[7], a[6]);
         match eid {
             0x4442_434E => match fid {
-                // DBCN console_write(len, lo, hi)
+                // DBCN console_write, served by the TSM: a0 bytes wait in
+                // the NACL scratch of the hart that took the exit.
                 0 => {
-                    let (len, lo, hi) = (a[0], a[1], a[2]);
-                    if hi != 0 || len > PAGE {
-                        return Ok((ERR_INVALID_PARAM, 0));
+                    let n = a[0] as usize;
+                    if n > nacl::CONSOLE_BYTES_MAX {
+                        return Err(stop!("console exit with {n} bytes"));
                     }
-                    let Some(h) = self.host_page_for(lo) else {
-                        return Ok((ERR_INVALID_PARAM, 0));
-                    };
-                    if self.host_page_for(lo + len.saturating_sub(1)).is_none()
-                        || (lo & (PAGE - 1)) + len > PAGE
-                    {
-                        return Ok((ERR_INVALID_PARAM, 0));
+                    for k in 0..n {
+                        self.guest_byte(nacl_console_byte(slot, k));
                     }
-                    for k in 0..len {
-                        // SAFETY: inside the host page backing the console.
-                        let b = unsafe { core::ptr::read_volatile((h + k) as *const u8) };
-                        self.guest_byte(b);
-                    }
-                    Ok((OK, len))
+                    Ok((OK, n as u64))
                 }
                 2 => {
                     self.guest_byte(a[0] as u8);
@@ -460,7 +451,7 @@ impl TvmHost {
                 for (k, v) in a.iter_mut().enumerate() {
                     *v = nacl_gpr(slot, nacl::gpr::A0 + k);
                 }
-                let (e, v) = self.ecall(&a)?;
+                let (e, v) = self.ecall(slot, &a)?;
                 self.set_result_gpr(nacl::gpr::A0, e as u64);
                 self.set_result_gpr(nacl::gpr::A1, v);
                 Ok(())

@@ -30,6 +30,13 @@ pub fn nacl_set_gpr(slot: usize, reg: usize, v: u64) {
     unsafe { core::ptr::write_volatile(a as *mut u64, v) }
 }
 
+/// Byte `k` of the console bytes the TSM copied for a DBCN exit.
+pub fn nacl_console_byte(slot: usize, k: usize) -> u8 {
+    let a = nacl_addr(slot) + (nacl::CONSOLE_BYTES_OFFSET + k) as u64;
+    // SAFETY: inside tellus's own NACL area (k < CONSOLE_BYTES_MAX).
+    unsafe { core::ptr::read_volatile(a as *const u8) }
+}
+
 pub fn nacl_csr(slot: usize, csr: u16) -> u64 {
     let a = nacl_addr(slot) + nacl::csr_offset(csr).unwrap() as u64;
     // SAFETY: inside tellus's own NACL area.

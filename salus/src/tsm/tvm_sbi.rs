@@ -1,0 +1,263 @@
+//! The SBI a TVM sees, served by the TSM itself: what the host could drop,
+//! delay or fake (IPIs and fences among the TVM's vCPUs, its timer, the
+//! bytes it prints) never depends on the host. The host only hears about
+//! calls it must act on (Notify exits: HSM, SRST, DBCN, COVG); its answer
+//! to those is ignored. The experimental and vendor EID ranges are the one
+//! channel the host answers (a VMM's own protocol); every other EID is
+//! NOT_SUPPORTED. docs/cove-abi-choices.md lists it all.
+
+use super::vcpu::{Pending, VcpuPrivate, VcpuState};
+use super::TSM;
+use crate::arch::csr::{self, bits, num};
+use crate::arch::entry::reg;
+use crate::arch::{phys, sbi_call};
+use crate::platform;
+use cove_abi::nacl::{CONSOLE_BYTES_MAX, CONSOLE_BYTES_OFFSET};
+use cove_abi::{EID_COVG, EID_COVH, EID_COVI, EID_NACL, EID_SUPD};
+use hyp_addr::{GuestPhysAddr, HostPhysAddr, PAGE_SIZE};
+use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult};
+
+const EID_BASE: u64 = base::EID_BASE as u64;
+const EID_TIME: u64 = time::EID_TIME as u64;
+const EID_SPI: u64 = spi::EID_SPI as u64;
+const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
+const EID_HSM: u64 = hsm::EID_HSM as u64;
+const EID_SRST: u64 = srst::EID_SRST as u64;
+const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+
+/// EIDs whose calls go to the host for an answer (SBI's experimental and
+/// vendor-specific ranges).
+pub const fn forwarded(eid: u64) -> bool {
+    eid >= 0x0800_0000 && eid <= 0x09ff_ffff
+}
+
+/// Extensions the TSM serves to a TVM (`probe_extension` says exactly
+/// these).
+fn served(eid: u64) -> bool {
+    match eid {
+        EID_BASE | EID_SPI | EID_RFNC | EID_HSM | EID_SRST | EID_DBCN => true,
+        EID_TIME => platform::get().has_sstc,
+        _ => eid == EID_COVG,
+    }
+}
+
+/// What the run loop does after a TVM's ecall.
+pub enum Served {
+    /// Answered; the vCPU resumes.
+    Resume,
+    /// Answered; the host is told these a0..a7 (nothing comes back).
+    Notify([u64; 8]),
+    /// The host answers (a0/a1 on the next run).
+    Forward,
+}
+
+/// A TVM's ecall (a0..a7 in `a`) on this hart, whose host registered its
+/// NACL shared memory at `nacl`. Sets the TVM's a0/a1 and steps past the
+/// ecall for everything but `Forward`.
+pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> Served {
+    let (eid, fid) = (a[7], a[6]);
+    let args = [a[0], a[1], a[2], a[3], a[4], a[5]];
+    let mut notify = false;
+    let r: SbiResult = match eid {
+        EID_COVG => {
+            let r = super::covg::handle(vcpu, fid, args);
+            notify = r.is_ok();
+            answer(v, cove_abi::error::to_sbiret(r));
+            return done(v, notify, a);
+        }
+        EID_HSM => match super::covg::hsm(vcpu, fid, args) {
+            Some((r, n)) => {
+                answer(v, cove_abi::error::to_sbiret(r));
+                return done(v, n, a);
+            }
+            None => Err(SbiError::NotSupported),
+        },
+        EID_BASE => base_call(fid, a[0]),
+        EID_TIME if platform::get().has_sstc && fid == time::SET_TIMER as u64 => {
+            // The TVM's own vstimecmp is loaded while it runs.
+            csr::write!(num::VSTIMECMP, a[0]);
+            Ok(0)
+        }
+        EID_SPI if fid == spi::SEND_IPI as u64 => send_ipi(vcpu, a[0], a[1]),
+        EID_RFNC => rfence(fid, args),
+        EID_SRST if fid == srst::SYSTEM_RESET as u64 => {
+            let r = check_reset(a[0], a[1]);
+            if r.is_ok() {
+                // The TVM is going away: this vCPU never runs again; the
+                // host destroys the TVM.
+                vcpu.stop();
+                notify = true;
+            }
+            r
+        }
+        EID_DBCN => match fid as usize {
+            dbcn::CONSOLE_WRITE => {
+                let r = console_write(vcpu, a[0], a[1], a[2], nacl);
+                if let Ok(n) = r {
+                    answer(v, sbi_abi::SbiRet::success(n));
+                    return done(v, true, [n, 0, 0, 0, 0, 0, fid, eid]);
+                }
+                r
+            }
+            dbcn::CONSOLE_WRITE_BYTE => {
+                answer(v, sbi_abi::SbiRet::success(0));
+                return done(v, true, [a[0] & 0xff, 0, 0, 0, 0, 0, fid, eid]);
+            }
+            // No console input for TVMs (their UART is the host's device).
+            dbcn::CONSOLE_READ => Ok(0),
+            _ => Err(SbiError::NotSupported),
+        },
+        _ if forwarded(eid) => {
+            v.pending = Pending::Ecall;
+            return Served::Forward;
+        }
+        _ => Err(SbiError::NotSupported),
+    };
+    answer(v, sbi_abi::SbiRet::from_result(r));
+    done(v, notify, a)
+}
+
+fn answer(v: &mut VcpuPrivate, r: sbi_abi::SbiRet) {
+    v.regs.set_sbi_return(r);
+    v.regs.sepc += 4;
+}
+
+fn done(v: &mut VcpuPrivate, notify: bool, a: [u64; 8]) -> Served {
+    if notify {
+        v.pending = Pending::Notify;
+        Served::Notify(a)
+    } else {
+        Served::Resume
+    }
+}
+
+fn base_call(fid: u64, arg: u64) -> SbiResult {
+    let p = platform::get();
+    match fid as usize {
+        base::GET_SBI_SPEC_VERSION => Ok(sbi_abi::SPEC_VERSION),
+        base::GET_SBI_IMPL_ID => Ok(sbi_abi::SALUS_IMPL_ID),
+        base::GET_SBI_IMPL_VERSION => Ok(sbi_abi::SALUS_IMPL_VERSION),
+        base::PROBE_EXTENSION => Ok(served(arg) as u64),
+        base::GET_MVENDORID => Ok(p.mvendorid),
+        base::GET_MARCHID => Ok(p.marchid),
+        base::GET_MIMPID => Ok(p.mimpid),
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
+/// SBI IPI among the TVM's own vCPUs (hart ids are vCPU ids): the target's
+/// VSSIP is owed, and a target running on another hart is kicked out of
+/// the TVM there so it is raised at once.
+fn send_ipi(me: &VcpuState, mask: u64, base: u64) -> SbiResult {
+    let sel = HartSelection::decode(mask, base);
+    let mut kick = 0u64;
+    {
+        let mut tsm = TSM.lock();
+        let tvm = tsm
+            .tvms
+            .get(me.tvm.raw() as u64)
+            .map_err(|_| SbiError::Failed)?;
+        let n = super::tvm::MAX_VCPUS as u64;
+        // Every named vCPU must exist before any IPI is sent.
+        let mut missing = false;
+        sel.for_each(n, |id| missing |= tvm.vcpu(id).is_none())?;
+        if missing && !matches!(sel, HartSelection::All) {
+            return Err(SbiError::InvalidParam);
+        }
+        let here = crate::arch::entry::hart_id();
+        sel.for_each(n, |id| {
+            if let Some(t) = tvm.vcpu(id) {
+                match t.post_ipi() {
+                    Some(h) if h != here && h < 64 => kick |= 1 << h,
+                    _ => {}
+                }
+            }
+        })?;
+    }
+    if kick != 0 {
+        sbi_call::send_ipi(kick, 0).map_err(|_| SbiError::Failed)?;
+    }
+    Ok(0)
+}
+
+/// SBI RFENCE among the TVM's vCPUs. vCPUs move between harts, so the
+/// fence covers them all: this hart now, every hart running a vCPU of this
+/// TVM through the fence IPI (it traps with the TVM's VMID loaded), and
+/// every other hart when it next enters the TVM (run flushes the TVM's
+/// VS-stage on every entry).
+fn rfence(fid: u64, a: [u64; 6]) -> SbiResult {
+    match fid as usize {
+        rfnc::REMOTE_FENCE_I => {}
+        rfnc::REMOTE_SFENCE_VMA | rfnc::REMOTE_SFENCE_VMA_ASID => {
+            let (start, size) = (a[2], a[3]);
+            if size != u64::MAX && start.checked_add(size).is_none() {
+                return Err(SbiError::InvalidAddress);
+            }
+        }
+        // A TVM is not a hypervisor.
+        _ => return Err(SbiError::NotSupported),
+    }
+    HartSelection::decode(a[0], a[1]).for_each(super::tvm::MAX_VCPUS as u64, |_| {})?;
+    let me = crate::arch::entry::hart_id();
+    crate::arch::hfence_vvma_all();
+    crate::arch::fence_i();
+    crate::hart::remote_fence(me, crate::hart::all_harts() & !(1 << me));
+    Ok(0)
+}
+
+fn check_reset(kind: u64, reason: u64) -> SbiResult {
+    match kind {
+        0..=2 if reason <= u32::MAX as u64 => Ok(0),
+        0xF000_0000..=0xFFFF_FFFF => Err(SbiError::NotSupported),
+        _ => Err(SbiError::InvalidParam),
+    }
+}
+
+/// DBCN console_write: copies up to CONSOLE_BYTES_MAX bytes the TVM maps
+/// readable at [lo, lo + len) into the host's NACL scratch (the host
+/// prints them without reading TVM memory). Returns the bytes copied; a
+/// range whose first byte is not mapped is INVALID_PARAM.
+fn console_write(vcpu: &VcpuState, len: u64, lo: u64, hi: u64, nacl: u64) -> SbiResult {
+    if hi != 0 {
+        return Err(SbiError::InvalidParam);
+    }
+    let n = len.min(CONSOLE_BYTES_MAX as u64);
+    let mut tsm = TSM.lock();
+    let tvm = tsm
+        .tvms
+        .get(vcpu.tvm.raw() as u64)
+        .map_err(|_| SbiError::Failed)?;
+    let (g, mem) = tvm.tables();
+    let mut done = 0u64;
+    while done < n {
+        let gpa = lo.checked_add(done).ok_or(SbiError::InvalidParam)?;
+        let t = match g.translate(&mem, GuestPhysAddr::new(gpa)) {
+            Some(t) if t.perms.read => t,
+            _ if done == 0 => return Err(SbiError::InvalidParam),
+            _ => break,
+        };
+        let chunk = (n - done).min(PAGE_SIZE - (gpa & (PAGE_SIZE - 1)));
+        phys::copy_phys(
+            HostPhysAddr::new(nacl + CONSOLE_BYTES_OFFSET as u64 + done),
+            t.hpa,
+            chunk,
+        );
+        done += chunk;
+    }
+    Ok(done)
+}
+
+/// Raises the vCPU's VSSIP if an IPI is owed (its CSRs are loaded).
+pub fn deliver_ipi(vcpu: &VcpuState) {
+    if vcpu.take_ipi() {
+        csr::set!(num::HVIP, 1 << bits::IRQ_VS_SOFT);
+    }
+}
+
+// Keep the served set honest: none of the host-only extensions.
+const _: () = {
+    assert!(!forwarded(EID_COVH) && !forwarded(EID_COVI) && !forwarded(EID_NACL));
+    assert!(!forwarded(EID_SUPD) && !forwarded(EID_BASE) && !forwarded(EID_DBCN));
+    assert!(forwarded(0x0800_4756)); // guestvm's private protocol
+    assert!(reg::A0 == 10);
+};
