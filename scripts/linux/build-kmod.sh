@@ -136,10 +136,12 @@ if [ -f "$LB/kernel.release" ] && [ "$(cat "$LB/kernel.release")" != "$kver" ]; 
 fi
 
 # ---- the module ---------------------------------------------------------------
-# Built in a copy (Kbuild writes its objects next to the sources).
+# Built in a copy (Kbuild writes its objects next to the sources), without
+# what an in-tree build may have left there.
 rm -rf "$OUT/src"
 mkdir -p "$OUT/src"
-cp -R "$SRC"/. "$OUT/src/"
+tar -C "$SRC" -c --exclude='*.o' --exclude='*.ko' --exclude='*.mod' --exclude='*.mod.c' \
+    --exclude='.*.cmd' --exclude=Module.symvers --exclude=modules.order . | tar -C "$OUT/src" -x
 kmake M="$OUT/src" -j"$(nproc)" modules
 ko=$OUT/src/$NAME.ko
 [ -f "$ko" ] || die "no $NAME.ko built"
