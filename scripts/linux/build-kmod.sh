@@ -132,7 +132,7 @@ if [ -z "$kdir" ]; then
 fi
 kver=$(cat "$kdir/include/config/kernel.release")
 if [ -f "$LB/kernel.release" ] && [ "$(cat "$LB/kernel.release")" != "$kver" ]; then
-    die "the headers are for $kver but $LB holds kernel $(cat "$LB/kernel.release"): run 'make linux' again"
+    die "the headers are for $kver but $LB holds kernel $(cat "$LB/kernel.release") (the pins moved?): rm $LB/Image and make again"
 fi
 
 # ---- the module ---------------------------------------------------------------
