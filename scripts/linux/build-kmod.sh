@@ -18,6 +18,7 @@
 # kernel Makefile turns off the compiler version check. Module BTF is off
 # (Debian 12's pahole is too old for this kernel's).
 #
+# The sources modpost needs are kept in $SALUS_CACHE/linux-source-mod/.
 # Environment (all optional): LINUX_BUILD, KMOD_SRC (drivers/salus-tsm),
 # CROSS_CC (riscv64-linux-gnu-gcc), HOSTCC (gcc), SALUS_CACHE (debs.sh).
 set -euo pipefail
@@ -78,15 +79,23 @@ if [ -z "$kdir" ]; then
     [ -x "$helpers/mod/modpost" ] || die "no scripts/mod/modpost in $deb_kbuild"
 
     # modpost from the same upload's source: scripts/mod, the headers it
-    # includes by relative path, and scripts/include.
+    # includes by relative path, and scripts/include. Unpacking them reads
+    # the whole 1.4 GB tarball, so the few files are kept beside the cached
+    # .deb (in $SALUS_CACHE) for the next clone.
     echo "kmod: rebuilding modpost from ${deb_source##*/} (host glibc 2.$host_glibc)" >&2
-    src=$KB/linux-source
-    mkdir -p "$src"
-    dpkg-deb --fsys-tarfile "$deb_source" | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' |
-        xz -dc -T2 | tar -x -C "$src" --strip-components=1 --wildcards \
-            '*/scripts/mod' '*/scripts/include' '*/include/linux/mod_devicetable.h' \
-            '*/include/linux/license.h' '*/include/linux/module_symbol.h'
-    [ -f "$src/scripts/mod/modpost.c" ] || die "no scripts/mod/modpost.c in ${deb_source##*/}"
+    cache=$(dirname "$(dirname "$deb_source")")/linux-source-mod
+    src=$cache/$(basename "$deb_source" .deb)
+    if [ ! -f "$src/scripts/mod/modpost.c" ]; then
+        mkdir -p "$cache"
+        tmp=$(mktemp -d "$cache/.tmp.XXXXXX")
+        dpkg-deb --fsys-tarfile "$deb_source" | tar -xO --wildcards './usr/src/linux-source-*.tar.xz' |
+            xz -dc -T2 | tar -x -C "$tmp" --strip-components=1 --wildcards \
+                '*/scripts/mod' '*/scripts/include' '*/include/linux/mod_devicetable.h' \
+                '*/include/linux/license.h' '*/include/linux/module_symbol.h'
+        [ -f "$tmp/scripts/mod/modpost.c" ] || { rm -rf "$tmp"; die "no scripts/mod/modpost.c in ${deb_source##*/}"; }
+        rm -rf "$src"
+        mv "$tmp" "$src"
+    fi
     gen=$KB/modpost
     mkdir -p "$gen/offsets"
     # devicetable-offsets.h: the struct layouts of mod_devicetable.h for the
