@@ -31,7 +31,7 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 export QEMU_BIN
 
 .PHONY: help setup salus tellus guestvm run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
-	linux rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare \
+	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare \
 	run_linux run_buildroot run_debian
 
 help:
@@ -43,6 +43,8 @@ help:
 	@echo "make fuzz         randomized COVH sequences from every hart (SEED=$(SEED) ITER=$(ITER) NCPU=4 FUZZ_ARGS=)"
 	@echo "make salus|tellus|guestvm   build one image into $(BUILD)/"
 	@echo "make setup        install the Rust target and QEMU >= 9.2 (idempotent)"
+	@echo "make linux|kmod|rootfs   the Debian kernel, salus-tsm.ko for it, the initramfs (scripts/linux/README.md)"
+	@echo "make linux-pin    move the Debian pins (kernel set + rootfs packages) to the archive's current versions"
 	@echo "vars: QEMU=$(QEMU) NCPU=$(NCPU) MEM_SIZE=$(MEM_SIZE) MACHINE=$(MACHINE) CPU=$(CPU) EXTRA_QEMU_ARGS=$(EXTRA_QEMU_ARGS)"
 
 setup:
@@ -63,7 +65,12 @@ tellus: setup $(BUILD) guestvm
 guestvm: setup $(BUILD)
 	cargo build --release -p guestvm --target $(TARGET)
 	cp $(RELDIR)/guestvm $(BUILD)/guestvm.elf
-	$(OBJCOPY) -O binary $(BUILD)/guestvm.elf $(GUESTVM_BIN)
+	$(OBJCOPY) -O binary $(BUILD)/guestvm.elf $(GUESTVM_BIN).tmp
+	@# Unchanged contents keep their mtime: the initramfs that carries it is not rebuilt.
+	@if cmp -s $(GUESTVM_BIN).tmp $(GUESTVM_BIN); then rm $(GUESTVM_BIN).tmp; else mv $(GUESTVM_BIN).tmp $(GUESTVM_BIN); fi
+
+# Targets that carry guestvm.bin: built (or brought up to date) first.
+$(GUESTVM_BIN): guestvm ;
 
 images: salus tellus guestvm
 
@@ -103,11 +110,16 @@ clean:
 
 # ---- Linux host images ----
 # `make linux`: the pinned Debian trixie riscv64 kernel (build/linux/Image and
-# the modules tree build/linux/modules/<kver>/); `make rootfs`: the initramfs
-# build/linux/initramfs.cpio.gz (busybox, dropbear, the device modules; root's
-# password is "root", build/linux/ssh/id_ed25519 logs in too). Pins live in
+# the modules tree build/linux/modules/<kver>/); `make kmod`: drivers/salus-tsm
+# built against that kernel's Debian headers (build/linux/kmod/salus-tsm.ko);
+# `make rootfs`: the initramfs build/linux/initramfs.cpio.gz (busybox,
+# dropbear, the device modules, salus-tsm.ko, guestvm.bin, salus-vmm when
+# build/linux/salus-vmm exists; root's password is "root",
+# build/linux/ssh/id_ed25519 logs in too). Pins live in
 # scripts/linux/versions.env; `make linux-pin` moves them to the archive's
-# current versions. See scripts/linux/README.md.
+# current versions; downloads are cached in $SALUS_CACHE/debs (default
+# ~/.cache/salus/debs) and build/linux/debs.lock says what was used. See
+# scripts/linux/README.md.
 # LINUX: a kernel build tree (its arch/riscv/boot/Image) or an Image file;
 # INITRD (default ROOTFS, default the initramfs above): the host's initrd.
 LINUX_BUILD := $(BUILD)/linux
@@ -123,18 +135,31 @@ LINUX_INITRD := $(INITRD)
 LINUX_ENV = LINUX_BUILD=$(LINUX_BUILD) QEMU_BIN=$(QEMU_BIN) LINUX_IMAGE=$(LINUX_IMAGE) \
 	LINUX_INITRD=$(LINUX_INITRD) NCPU=$(NCPU) MEM_SIZE=$(MEM_SIZE)
 
+KMOD_SRC := drivers/salus-tsm
+KMOD_KO := $(LINUX_BUILD)/kmod/salus-tsm.ko
+# The VMM (a static riscv64 Linux program): packaged when it is there.
+SALUS_VMM_BIN := $(LINUX_BUILD)/salus-vmm
+
 linux: $(LINUX_DEFAULT_IMAGE)
+kmod: $(KMOD_KO)
 rootfs: $(LINUX_DEFAULT_INITRD)
 linux-images: $(LINUX_IMAGE) $(LINUX_INITRD)
 
 $(LINUX_DEFAULT_IMAGE): $(LINUX_SCRIPTS)/build-kernel.sh $(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
 	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-kernel.sh
 
-$(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(LINUX_SCRIPTS)/build-rootfs.sh \
+# The module follows its sources and the kernel (headers of the same upload).
+$(KMOD_KO): $(shell find $(KMOD_SRC) -type f 2>/dev/null) $(LINUX_DEFAULT_IMAGE) \
+		$(LINUX_SCRIPTS)/build-kmod.sh $(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
+	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-kmod.sh
+
+$(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(KMOD_KO) $(GUESTVM_BIN) $(wildcard $(SALUS_VMM_BIN)) \
+		$(LINUX_SCRIPTS)/build-rootfs.sh \
 		$(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/init $(LINUX_SCRIPTS)/udhcpc.script \
 		$(LINUX_SCRIPTS)/salus-load.c \
 		$(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
-	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-rootfs.sh
+	LINUX_BUILD=$(LINUX_BUILD) SALUS_TSM_KO=$(KMOD_KO) GUESTVM_BIN=$(GUESTVM_BIN) \
+		SALUS_VMM=$(SALUS_VMM_BIN) $(LINUX_SCRIPTS)/build-rootfs.sh
 
 # Rewrite scripts/linux/versions.env from the archive (review, then commit).
 linux-pin:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: the Rust toolchain/target, QEMU >= 9.2 and
-# Debian's riscv64 cross gcc (for the Linux initramfs's test programs).
+# Idempotent machine setup: the Rust toolchain/target, QEMU >= 9.2,
+# Debian's riscv64 cross gcc (the Linux initramfs's test programs and
+# salus-tsm.ko) and the host tools `make kmod` runs.
 # As root it installs what is missing; otherwise it prints the commands.
 set -euo pipefail
 QEMU_BIN=${QEMU_BIN:-qemu-system-riscv64}
@@ -66,6 +67,20 @@ if ! command -v riscv64-linux-gnu-gcc >/dev/null 2>&1 ||
         need_root "installing the riscv64 cross compiler" "${cmds[@]}"
     fi
     echo "setup: installing gcc-riscv64-linux-gnu"
+    for c in "${cmds[@]}"; do bash -c "$c"; done
+fi
+# What `make kmod` runs on the host: gcc (modpost is rebuilt), make,
+# objdump/strings (binutils), xz (the kernel source tarball).
+missing=()
+for t in gcc:gcc make:make objdump:binutils strings:binutils xz:xz-utils; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    cmds=("apt-get update" "DEBIAN_FRONTEND=noninteractive apt-get install -y $(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')")
+    if [ "$(id -u)" -ne 0 ]; then
+        need_root "installing the kernel module build's host tools" "${cmds[@]}"
+    fi
+    echo "setup: installing ${missing[*]}"
     for c in "${cmds[@]}"; do bash -c "$c"; done
 fi
 exit 0

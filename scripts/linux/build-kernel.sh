@@ -10,7 +10,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/versions.env"
 export LINUX_BUILD=${LINUX_BUILD:-build/linux}
-deb=$("$HERE/debs.sh" fetch "$KERNEL_PKG")
+deb=$("$HERE/debs.sh" kernel image)
 out=$LINUX_BUILD
 tmp=$(mktemp -d "$out/.kernel.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -34,4 +34,4 @@ cp "$tmp/boot/System.map-$kver" "$out/System.map" 2>/dev/null || true
 echo "$kver" > "$out/kernel.release"
 # The Image last: make uses it as the target's timestamp.
 cp "$img" "$out/Image.tmp" && mv "$out/Image.tmp" "$out/Image"
-echo "linux: $out/Image ($KERNEL_PKG $KERNEL_VERSION, $(du -h "$out/Image" | cut -f1)), modules in $out/modules/$kver"
+echo "linux: $out/Image (${deb##*/}, $(du -h "$out/Image" | cut -f1)), modules in $out/modules/$kver"

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# make rootfs: the initramfs of the Linux host (busybox, dropbear, modules).
+# make rootfs: the initramfs of the Linux host (busybox, dropbear, modules,
+# Salus's own pieces).
 # Output: $LINUX_BUILD/initramfs.cpio.gz (default build/linux), and the test
 # SSH key pair $LINUX_BUILD/ssh/id_ed25519{,.pub} whose public half is root's
 # authorized key in the image (root's password is "root" too).
 # Needs the modules tree of `make linux` ($LINUX_BUILD/modules/<kver>), or
 # MODDIR=<.../lib/modules/<kver>> for another kernel.
+# Salus's pieces, each left out with a note when its file is missing:
+#   SALUS_TSM_KO  (default $LINUX_BUILD/kmod/salus-tsm.ko, `make kmod`)
+#                 -> /lib/modules/<kver>/extra/salus-tsm.ko, loaded by /init;
+#                 empty leaves it out (e.g. for MODDIR= of another kernel)
+#   GUESTVM_BIN   (default $LINUX_BUILD/../guestvm.bin, `make guestvm`)
+#                 -> /usr/share/salus/guestvm.bin
+#   SALUS_VMM     (default $LINUX_BUILD/salus-vmm, a static riscv64 program)
+#                 -> /usr/bin/salus-vmm
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/versions.env"
@@ -51,6 +60,28 @@ command -v "$CROSS_CC" >/dev/null 2>&1 ||
 mkdir -p "$LINUX_BUILD/bin"
 "$CROSS_CC" -static -O2 -Wall -Wextra -Werror -pthread -o "$LINUX_BUILD/bin/salus-load" "$HERE/salus-load.c"
 
+salus=()
+tsm=${SALUS_TSM_KO-$LINUX_BUILD/kmod/salus-tsm.ko}
+if [ -z "$tsm" ]; then
+    echo "rootfs: note: SALUS_TSM_KO is empty: no salus-tsm.ko in the image" >&2
+elif [ -f "$tsm" ]; then
+    salus+=(--extra-module "$tsm")
+else
+    echo "rootfs: note: no $tsm ('make kmod'): /init will say 'salus-tsm: not in this initramfs'" >&2
+fi
+guestvm=${GUESTVM_BIN:-$LINUX_BUILD/../guestvm.bin}
+if [ -f "$guestvm" ]; then
+    salus+=(--file "usr/share/salus/guestvm.bin=$guestvm")
+else
+    echo "rootfs: note: no $guestvm ('make guestvm'): no /usr/share/salus/guestvm.bin" >&2
+fi
+vmm=${SALUS_VMM:-$LINUX_BUILD/salus-vmm}
+if [ -f "$vmm" ]; then
+    salus+=(--bin "$vmm")
+else
+    echo "rootfs: note: no $vmm (the VMM is not built yet): no /usr/bin/salus-vmm" >&2
+fi
+
 python3 "$HERE/mkinitramfs.py" --bin "$LINUX_BUILD/bin/salus-load" --debs-root "$pkgroot" --moddir "$MODDIR" \
     --modules "$MODULES" --init "$HERE/init" --udhcpc-script "$HERE/udhcpc.script" \
-    --password-hash "$hash" "${keyarg[@]}" --out "$out"
+    --password-hash "$hash" "${keyarg[@]}" "${salus[@]}" --out "$out"

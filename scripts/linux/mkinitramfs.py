@@ -287,7 +287,12 @@ def main():
     ap.add_argument("--password-hash", required=True, help="crypt(3) hash of root's password")
     ap.add_argument("--authorized-key", help="public key for /root/.ssh/authorized_keys")
     ap.add_argument("--bin", action="append", default=[],
-                    help="a static program for /usr/bin (repeatable)")
+                    help="a static riscv64 program for /usr/bin (repeatable)")
+    ap.add_argument("--extra-module", action="append", default=[],
+                    help="an out-of-tree module (.ko) of this kernel for "
+                    "/usr/lib/modules/<kver>/extra/ (repeatable; /init loads it)")
+    ap.add_argument("--file", action="append", default=[], metavar="DEST=SRC",
+                    help="a data file to put at DEST in the image (repeatable)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -321,7 +326,20 @@ def main():
 
     for b in a.bin:
         with open(b, "rb") as f:
-            c.file("usr/bin/" + os.path.basename(b), f.read(), 0o755)
+            data = f.read()
+        elf = Elf(data, b)
+        if elf.machine != 243:
+            die(f"{b}: not a RISC-V ELF (e_machine {elf.machine})")
+        if elf.interp() or elf.needed():
+            die(f"{b}: not a static program (it needs {elf.interp() or elf.needed()})")
+        c.file("usr/bin/" + os.path.basename(b), data, 0o755)
+
+    for spec in a.file:
+        dest, sep, src = spec.partition("=")
+        if not sep or not dest.strip("/") or not src:
+            die(f"--file {spec}: expected DEST=SRC")
+        with open(src, "rb") as f:
+            c.file(dest, f.read())
 
     c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     c.file("etc/group", b"root:x:0:\ntty:x:5:\n")
@@ -348,6 +366,16 @@ def main():
         c.file(dest, data)
         paths.append("/" + dest)
     c.file("etc/salus/modules", ("\n".join(paths) + "\n").encode())
+
+    # Our own modules: built against this kernel (vermagic says so).
+    for ko in a.extra_module:
+        data = read_module(ko)
+        magic = Elf(data, ko).modinfo().get("vermagic", [""])[0]
+        if magic.split(" ")[0] != kver:
+            die(f"{ko} is built for kernel '{magic.split(' ')[0]}', not {kver} "
+                "(rebuild it for this kernel, or leave it out)")
+        name = os.path.basename(ko).rsplit(".ko", 1)[0]
+        c.file(f"usr/lib/modules/{kver}/extra/{name}.ko", data)
 
     raw = c.pack()
     tmp = a.out + ".tmp"

@@ -5,6 +5,9 @@
 //!
 //! * all harts online (`SALUS-INIT-READY nproc=2`), eth0 (virtio-net behind
 //!   the IOMMU) got a DHCP address;
+//! * `/init` loaded salus-tsm.ko (`make kmod`): its `salus-tsm: loaded`
+//!   line (which also means `/dev/salus-tsm` exists), and the module is in
+//!   `/proc/modules` over SSH;
 //! * the crng was seeded at boot (`/chosen/rng-seed` passed through) and
 //!   no `of_irq_parse_pci: failed` errors;
 //! * console input reaches the shell through Salus's emulated 16550;
@@ -20,7 +23,8 @@
 //! * `poweroff -f`, typed on the console after an `echo`, ends QEMU with
 //!   exit status 0 and the echoed line is not lost.
 //!
-//! Needs `make salus linux rootfs` (`make test` does it), `ssh`, QEMU.
+//! Needs `make salus linux rootfs` (rootfs builds `make kmod`; `make test`
+//! does all of it), `ssh`, QEMU.
 
 use std::time::Duration;
 
@@ -94,6 +98,19 @@ fn linux_two_harts_disk_net_ssh_iommu() {
         .filter(|l| l.contains("of_irq_parse_pci: failed with rc="))
         .collect();
     assert!(errors.is_empty(), "boot errors: {errors:?}\n{}", ctx(&vm));
+    // /init's one line about salus-tsm.ko ("salus-tsm: loaded" only when
+    // insmod worked and /dev/salus-tsm is there; a kernel message may share
+    // its console line, in front).
+    let tsm: Vec<&str> = boot_log
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.contains("salus-tsm"))
+        .collect();
+    assert!(
+        tsm.iter().any(|l| l.ends_with("salus-tsm: loaded")),
+        "/init did not load salus-tsm.ko: {tsm:?}\n{}",
+        ctx(&vm)
+    );
     assert!(!console.contains("salus: fatal"), "{}", ctx(&vm));
     assert!(
         console.contains("salus: iommu: ") && console.contains("device(s) attached"),
@@ -121,7 +138,8 @@ fn linux_two_harts_disk_net_ssh_iommu() {
          dd if=/tmp/r of=/dev/vda bs=64k seek=16 conv=fsync 2>/dev/null; \
          printf '{token}' | dd of=/dev/vda bs=512 seek=4096 conv=fsync 2>/dev/null; \
          sync; echo 3 > /proc/sys/vm/drop_caches; \
-         echo sum=$(md5sum < /tmp/r | cut -d' ' -f1) back=$(dd if=/dev/vda bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)"
+         echo sum=$(md5sum < /tmp/r | cut -d' ' -f1) back=$(dd if=/dev/vda bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1); \
+         echo tsm=$(grep -c '^salus_tsm ' /proc/modules)$([ -c /dev/salus-tsm ] && echo +dev)"
     );
     let out = vm
         .ssh(&script, 10, SSH)
@@ -134,6 +152,10 @@ fn linux_two_harts_disk_net_ssh_iommu() {
         "uname -a: {out}"
     );
     assert_eq!(lines.get(1).copied(), Some("2"), "nproc over ssh: {out}");
+    assert!(
+        out.lines().any(|l| l == "tsm=1+dev"),
+        "salus_tsm not in /proc/modules or no /dev/salus-tsm: {out}"
+    );
     assert!(
         out.contains("marker=SALUS-VDA-OK"),
         "disk marker not read back: {out}"
