@@ -5,7 +5,8 @@
 //! exits until it shuts down. See docs/salus-vmm.md.
 //!
 //! Only `sys` (the system calls) has unsafe code; everything else is
-//! plain logic, unit-tested on the build host.
+//! plain logic, unit-tested on the build host, with the run loop driven by
+//! a scripted fake TSM in `fake`.
 #![deny(unsafe_code)]
 
 mod abi;
@@ -23,6 +24,9 @@ mod setup;
 mod sys;
 mod tsm;
 mod vm;
+
+#[cfg(test)]
+mod fake;
 
 use std::io::Write;
 
