@@ -14,6 +14,8 @@ HOST_ADDR ?= 0xc0200000
 
 # ---- derived --------------------------------------------------------------
 TARGET := riscv64gc-unknown-none-elf
+# The host's userspace programs (salus-vmm).
+VMM_TARGET := riscv64gc-unknown-linux-gnu
 BUILD := build
 RELDIR := target/$(TARGET)/release
 QEMU_BIN := $(shell if [ -d "$(QEMU)" ]; then \
@@ -31,7 +33,7 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 export QEMU_BIN
 
 .PHONY: help setup salus tellus guestvm run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
-	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare \
+	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare vmm \
 	run_linux run_buildroot run_debian
 
 help:
@@ -42,6 +44,7 @@ help:
 	@echo "make bench        instruction-count benchmarks under -icount"
 	@echo "make fuzz         randomized COVH sequences from every hart (SEED=$(SEED) ITER=$(ITER) NCPU=4 FUZZ_ARGS=)"
 	@echo "make salus|tellus|guestvm   build one image into $(BUILD)/"
+	@echo "make vmm          salus-vmm, the host's userspace VMM (static riscv64 Linux): $(BUILD)/linux/salus-vmm"
 	@echo "make setup        install the Rust target and QEMU >= 9.2 (idempotent)"
 	@echo "make linux|kmod|rootfs   the Debian kernel, salus-tsm.ko for it, the initramfs (scripts/linux/README.md)"
 	@echo "make linux-pin    move the Debian pins (kernel set + rootfs packages) to the archive's current versions"
@@ -102,6 +105,7 @@ fmt:
 
 clippy:
 	cargo clippy --release -p salus -p tellus -p guestvm --target $(TARGET)
+	cargo clippy --release -p salus-vmm --all-targets --target $(VMM_TARGET)
 	cargo clippy --workspace --exclude salus --exclude tellus --exclude guestvm --all-targets
 
 clean:
@@ -153,13 +157,28 @@ $(KMOD_KO): $(shell find $(KMOD_SRC) -type f 2>/dev/null) $(LINUX_DEFAULT_IMAGE)
 		$(LINUX_SCRIPTS)/build-kmod.sh $(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
 	LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/build-kmod.sh
 
-$(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(KMOD_KO) $(GUESTVM_BIN) $(wildcard $(SALUS_VMM_BIN)) \
-		$(LINUX_SCRIPTS)/build-rootfs.sh \
+$(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(KMOD_KO) $(GUESTVM_BIN) $(SALUS_VMM_BIN) \
+		$(LINUX_SCRIPTS)/build-rootfs.sh $(KMOD_SRC)/tests/hostile.c \
 		$(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/init $(LINUX_SCRIPTS)/udhcpc.script \
 		$(LINUX_SCRIPTS)/salus-load.c \
 		$(LINUX_SCRIPTS)/debs.sh $(LINUX_SCRIPTS)/versions.env
 	LINUX_BUILD=$(LINUX_BUILD) SALUS_TSM_KO=$(KMOD_KO) GUESTVM_BIN=$(GUESTVM_BIN) \
 		SALUS_VMM=$(SALUS_VMM_BIN) $(LINUX_SCRIPTS)/build-rootfs.sh
+
+# salus-vmm: the userspace VMM the Linux host runs TVMs with (through the
+# salus-tsm.ko driver's /dev/salus-tsm; docs/salus-vmm.md). A static riscv64
+# Linux binary, linked by Debian's cross gcc (.cargo/config.toml), stripped.
+VMM_BIN := $(LINUX_BUILD)/salus-vmm
+
+# Rebuilt when its sources (or the crates it uses) change.
+VMM_SRCS := $(shell find salus-vmm crates/cove-abi crates/measurement crates/sbi-abi \
+	-name '*.rs' -o -name Cargo.toml 2>/dev/null) guestvm/src/protocol.rs Cargo.lock .cargo/config.toml
+vmm: $(VMM_BIN)
+
+$(VMM_BIN): $(VMM_SRCS) | setup
+	cargo build --release -p salus-vmm --target $(VMM_TARGET)
+	@mkdir -p $(LINUX_BUILD)
+	riscv64-linux-gnu-strip -o $@ target/$(VMM_TARGET)/release/salus-vmm
 
 # Rewrite scripts/linux/versions.env from the archive (review, then commit).
 linux-pin:

@@ -22,8 +22,10 @@ if ! command -v rustup >/dev/null 2>&1; then
 fi
 # Install the pinned toolchain with its target and components (llvm-tools
 # gives llvm-objcopy) even where rustup's auto-install is switched off.
+# riscv64gc-unknown-linux-gnu builds salus-vmm (the host's VMM, `make vmm`).
 if ! rustup component list --installed 2>/dev/null | grep -q '^llvm-tools' ||
-   ! rustup target list --installed 2>/dev/null | grep -q riscv64gc-unknown-none-elf; then
+   ! rustup target list --installed 2>/dev/null | grep -q riscv64gc-unknown-none-elf ||
+   ! rustup target list --installed 2>/dev/null | grep -q riscv64gc-unknown-linux-gnu; then
     rustup toolchain install
 fi
 
@@ -59,7 +61,7 @@ if ! qemu_ok; then
     qemu_ok || { echo "setup: QEMU still missing or too old after install" >&2; exit 1; }
 fi
 # Debian's riscv64 cross compiler: the initramfs's own static programs
-# (scripts/linux/salus-load.c).
+# (scripts/linux/salus-load.c) and the linker of salus-vmm (.cargo/config.toml).
 if ! command -v riscv64-linux-gnu-gcc >/dev/null 2>&1 ||
    [ ! -e /usr/riscv64-linux-gnu/lib/libc.a ]; then
     cmds=("apt-get update" "DEBIAN_FRONTEND=noninteractive apt-get install -y gcc-riscv64-linux-gnu libc6-dev-riscv64-cross")

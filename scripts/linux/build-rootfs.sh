@@ -59,6 +59,9 @@ command -v "$CROSS_CC" >/dev/null 2>&1 ||
     { echo "rootfs: no $CROSS_CC: run 'make setup' (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)" >&2; exit 1; }
 mkdir -p "$LINUX_BUILD/bin"
 "$CROSS_CC" -static -O2 -Wall -Wextra -Werror -pthread -o "$LINUX_BUILD/bin/salus-load" "$HERE/salus-load.c"
+# The driver's hostile-user test (drivers/salus-tsm/tests/hostile.c).
+"$CROSS_CC" -static -O2 -Wall -Wextra -Werror -pthread -o "$LINUX_BUILD/bin/salus-tsm-hostile" \
+    "$HERE/../../drivers/salus-tsm/tests/hostile.c"
 
 salus=()
 tsm=${SALUS_TSM_KO-$LINUX_BUILD/kmod/salus-tsm.ko}
@@ -82,6 +85,6 @@ else
     echo "rootfs: note: no $vmm (the VMM is not built yet): no /usr/bin/salus-vmm" >&2
 fi
 
-python3 "$HERE/mkinitramfs.py" --bin "$LINUX_BUILD/bin/salus-load" --debs-root "$pkgroot" --moddir "$MODDIR" \
+python3 "$HERE/mkinitramfs.py" --bin "$LINUX_BUILD/bin/salus-load" --bin "$LINUX_BUILD/bin/salus-tsm-hostile" --debs-root "$pkgroot" --moddir "$MODDIR" \
     --modules "$MODULES" --init "$HERE/init" --udhcpc-script "$HERE/udhcpc.script" \
     --password-hash "$hash" "${keyarg[@]}" "${salus[@]}" --out "$out"
