@@ -163,9 +163,14 @@ static int salus_cpu_online(unsigned int cpu)
 	struct salus_nacl *n = per_cpu_ptr(&salus_nacl, cpu);
 	struct sbiret r;
 
-	WARN_ON_ONCE(raw_smp_processor_id() != cpu);
-	if (n->leaked)
-		return -EIO;
+	/* set_shmem registers the calling hart's area. */
+	if (WARN_ON_ONCE(raw_smp_processor_id() != cpu))
+		return -EINVAL;
+	if (n->leaked) {
+		/* The TSM kept the old one: start over with a fresh area. */
+		n->area = NULL;
+		n->leaked = false;
+	}
 	if (!n->area) {
 		n->area = alloc_pages_exact(SALUS_NACL_SIZE,
 					    GFP_KERNEL | __GFP_ZERO);

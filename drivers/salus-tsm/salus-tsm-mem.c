@@ -254,15 +254,21 @@ int salus_call_pt(struct salus_file *sf, struct salus_tvm *tvm, int fid,
 		  unsigned long a4, unsigned long a5)
 {
 	for (;;) {
-		struct sbiret r = salus_covh(sf, fid, tvm->id, a1, a2, a3, a4,
-					     a5);
+		/* An OUT_OF_PTPAGES we cure is not this file's last error. */
+		struct sbiret r = covh_call(fid, tvm->id, a1, a2, a3, a4, a5);
 		int ret;
 
-		if (r.error != SALUS_ERR_OUT_OF_PTPAGES)
+		if (r.error != SALUS_ERR_OUT_OF_PTPAGES) {
+			salus_record_err(sf, fid, r.error);
 			return salus_errno(r.error);
+		}
 		ret = salus_donate_pt(sf, tvm, SALUS_PT_STEP);
-		if (ret)
+		if (ret) {
+			/* At the per-TVM bound: the shortage is the error. */
+			if (ret == -ENOSPC)
+				salus_record_err(sf, fid, r.error);
 			return ret;
+		}
 	}
 }
 

@@ -498,8 +498,9 @@ static int salus_unshare_batch(struct salus_file *sf, struct salus_tvm *tvm,
 			marked++;
 			continue;
 		}
-		r = salus_covh(sf, COVH_TVM_INVALIDATE, tvm->id,
-			       idx[i] << PAGE_SHIFT, SALUS_PAGE_4K, 0, 0, 0);
+		/* Expected answers below are not recorded as errors. */
+		r = covh_call(COVH_TVM_INVALIDATE, tvm->id,
+			      idx[i] << PAGE_SHIFT, SALUS_PAGE_4K, 0, 0, 0);
 		if (!r.error) {
 			xa_set_mark(&tvm->shared, idx[i], XA_MARK_0);
 			marked++;
@@ -508,8 +509,11 @@ static int salus_unshare_batch(struct salus_file *sf, struct salus_tvm *tvm,
 			pg[i] = NULL;
 		} else {
 			/* Out of invalidated-run slots: flush, go on later. */
-			if (r.error != SALUS_ERR_OUT_OF_MEMORY || !marked)
+			if (r.error != SALUS_ERR_OUT_OF_MEMORY || !marked) {
+				salus_record_err(sf, COVH_TVM_INVALIDATE,
+						 r.error);
 				ret = salus_errno(r.error);
+			}
 			break;
 		}
 	}
