@@ -45,6 +45,7 @@ fn implemented(eid: u64) -> bool {
             | EID_DBCN
             | cove_abi::EID_COVH
             | cove_abi::EID_NACL
+            | cove_abi::EID_SUPD
             | sbi_abi::LEGACY_CONSOLE_PUTCHAR
             | sbi_abi::LEGACY_CONSOLE_GETCHAR
     ) || (eid == crate::stats::EID_SALUS_STATS && crate::stats::enabled())
@@ -83,6 +84,7 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
             return SbiOutcome::Return;
         }
         cove_abi::EID_NACL => nacl_call(vcpu, fid, a),
+        cove_abi::EID_SUPD => supd_call(fid),
         crate::stats::EID_SALUS_STATS => stats_call(fid, a),
         sbi_abi::LEGACY_CONSOLE_PUTCHAR => {
             console::write_bytes(&[a[0] as u8]);
@@ -98,6 +100,17 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
     };
     vcpu.regs.set_sbi_return(SbiRet::from_result(result));
     SbiOutcome::Return
+}
+
+/// SUPD (CoVE "Platform TSM detection"): the TSM lives in the hosting
+/// supervisor domain itself, so the only active domain is SDID 0 and COVH
+/// is called with SDID 0 (docs/cove-abi-choices.md).
+fn supd_call(fid: u64) -> SbiResult {
+    use cove_abi::supd::{SupdFunction, HOST_DOMAIN_ONLY};
+    match SupdFunction::from_fid(fid) {
+        Some(SupdFunction::GetActiveDomains) => Ok(HOST_DOMAIN_ONLY),
+        None => Err(SbiError::NotSupported),
+    }
 }
 
 fn base_call(fid: u64, arg: u64) -> SbiResult {

@@ -1,7 +1,8 @@
 //! The COVH and NACL calls tellus makes as a CoVE host, one wrapper per
 //! function, and the SBI errors the TEE tests expect.
 
-use cove_abi::{CovhFunction, TsmInfo, EID_COVH, EID_NACL};
+use cove_abi::supd::SupdFunction;
+use cove_abi::{CovhFunction, TsmInfo, EID_COVH, EID_NACL, EID_SUPD};
 use sbi_abi::SbiRet;
 
 use crate::arch::ecall;
@@ -18,6 +19,11 @@ pub const ERR_INVALID_ADDRESS: i64 = -5;
 pub const ERR_ALREADY_STARTED: i64 = -7;
 pub const ERR_NO_SHMEM: i64 = -9;
 pub const ERR_OUT_OF_PTPAGES: i64 = cove_abi::error::SBI_ERR_OUT_OF_PTPAGES;
+
+/// SUPD get_active_domains: the mask of active supervisor domains.
+pub fn supd_active_domains() -> SbiRet {
+    sbi::call(EID_SUPD, SupdFunction::GetActiveDomains.fid(), [0; 6])
+}
 
 /// A COVH call. Every argument that is an address names memory tellus owns
 /// or memory the TSM must refuse (host RAM it gives away or does not own,
@@ -99,7 +105,12 @@ pub fn nacl_set_shmem(lo: u64, hi: u64, flags: u64) -> SbiRet {
 }
 
 /// COVH present and the TSM READY? Returns the info.
+/// The spec's "Platform TSM detection": SUPD, the active supervisor
+/// domains (Salus hosts its TSM in domain 0), then COVH and get_tsm_info.
 pub fn probe(info_buf: &mut Info) -> Option<TsmInfo> {
+    if sbi::probe(EID_SUPD).value == 0 || supd_active_domains().value & 1 == 0 {
+        return None;
+    }
     let r = sbi::probe(EID_COVH);
     if r.error != OK || r.value == 0 {
         return None;

@@ -12,6 +12,30 @@ use crate::tee::*;
 // ---- 1. get_tsm_info ------------------------------------------------------------
 
 pub fn test_tsm_info(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    // Discovery as the spec orders it: SUPD first, then COVH.
+    let r = crate::sbi::probe(cove_abi::EID_SUPD);
+    check!(
+        t,
+        r.error == OK && r.value == 1,
+        "probe(SUPD): error {} value {}",
+        r.error,
+        r.value
+    );
+    let r = supd_active_domains();
+    check!(
+        t,
+        r.error == OK && r.value == cove_abi::supd::HOST_DOMAIN_ONLY,
+        "SUPD get_active_domains: error {} value {:#x} (want 0, 0x1)",
+        r.error,
+        r.value
+    );
+    let r = crate::sbi::call(cove_abi::EID_SUPD, 1, [0; 6]);
+    check!(
+        t,
+        r.error == ERR_NOT_SUPPORTED,
+        "SUPD FID 1: error {} (want NOT_SUPPORTED)",
+        r.error
+    );
     let buf = cx.pool.alloc(PAGE, PAGE).unwrap();
     let r = get_tsm_info(buf, 48);
     check!(

@@ -1,0 +1,198 @@
+//! Confidential VMs launched from the Linux host (issue 9): Debian's kernel
+//! under Salus loads `salus-tsm.ko` at boot (the initramfs's /init), and
+//! over SSH:
+//!
+//! * `salus-vmm run --vcpus 2 /usr/share/salus/guestvm.bin` runs guestvm
+//!   with every one of its tests passing and exits 0 (the TVM's SRST
+//!   reason), printing the TVM's initial measurement;
+//! * two VMMs run guestvm at the same time, both pass;
+//! * a VMM killed with SIGKILL in the middle of a run (a TVM that spins)
+//!   loses no page: the driver's counters go back to zero, and a new TVM
+//!   still runs;
+//! * `salus-tsm-hostile` (bad fds, arguments, order, one vCPU from two
+//!   threads, a close while running) gets an error from every call, and
+//!   the kernel has no oops;
+//!
+//! at 2 harts (all of the above) and 4 harts (guestvm with 2 vCPUs).
+//! Needs `make test`'s images (salus, guestvm, linux, rootfs with the
+//! module and the VMM).
+
+use std::time::Duration;
+
+use xtests::env_timeout;
+use xtests::linux::{free_port, make_disk, salus_linux_config, scratch, LinuxImages, LinuxVm};
+
+const BOOT: Duration = Duration::from_secs(300);
+/// One guestvm run over SSH (TCG on a loaded 2-core machine).
+const RUN: Duration = Duration::from_secs(240);
+
+const GUESTVM: &str = "/usr/share/salus/guestvm.bin";
+
+fn boot(ncpu: u32) -> LinuxVm {
+    let img = LinuxImages::locate().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let disk = scratch(&format!("tvm-vda-{ncpu}.img"));
+    make_disk(&disk, 1 << 20, "SALUS-TVM").expect("create the disk image");
+    let cfg = salus_linux_config(&img, port, &disk)
+        .ncpu(ncpu)
+        .timeout(env_timeout(BOOT + 4 * RUN));
+    let mut vm = LinuxVm::start(&cfg, port, &img.ssh_key).expect("start QEMU");
+    let ready = vm
+        .wait_for("SALUS-INIT-READY", env_timeout(BOOT), |l| {
+            l.starts_with("SALUS-INIT-READY")
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let console = vm.console();
+    assert!(
+        console.contains("salus-tsm: loaded"),
+        "the driver did not load at boot ({ready})\n{}",
+        vm.describe(80)
+    );
+    vm
+}
+
+fn ssh(vm: &LinuxVm, script: &str, timeout: Duration) -> String {
+    vm.ssh(script, 3, env_timeout(timeout))
+        .unwrap_or_else(|e| panic!("ssh `{script}`: {e}\n{}", vm.describe(80)))
+}
+
+/// The value after `key=` on the first line that has it.
+fn field(out: &str, key: &str) -> Option<String> {
+    let pat = format!("{key}=");
+    out.lines().find_map(|l| {
+        let i = l.find(&pat)?;
+        Some(
+            l[i + pat.len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        )
+    })
+}
+
+/// Checks one guestvm run's output: exit 0, every guest test passed.
+fn assert_guestvm_passed(vm: &LinuxVm, out: &str, what: &str) {
+    let passed = out.lines().filter(|l| l.starts_with("PASS: ")).count();
+    let failed = out.lines().filter(|l| l.starts_with("FAIL: ")).count();
+    assert!(
+        field(out, "VMM-EXIT").as_deref() == Some("0") && failed == 0 && passed >= 10,
+        "{what}: {passed} passed, {failed} failed\n{out}\n{}",
+        vm.describe(40)
+    );
+    assert!(
+        out.contains("salus-vmm: initial measurement "),
+        "{what}: no initial measurement printed\n{out}"
+    );
+}
+
+/// The driver's page counters are all zero (nothing held, nothing leaked).
+fn assert_counters_zero(vm: &LinuxVm, when: &str) {
+    let mut out = String::new();
+    for _ in 0..20 {
+        out = ssh(vm, "salus-tsm-hostile info", Duration::from_secs(60));
+        if field(&out, "converted_pages").as_deref() == Some("0")
+            && field(&out, "live_tvms").as_deref() == Some("0")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for key in [
+        "converted_pages",
+        "shared_pages",
+        "leaked_pages",
+        "live_tvms",
+    ] {
+        assert_eq!(
+            field(&out, key).as_deref(),
+            Some("0"),
+            "{when}: driver counter {key}: {out}"
+        );
+    }
+}
+
+fn assert_no_oops(vm: &LinuxVm) {
+    let out = ssh(
+        vm,
+        "dmesg | grep -E 'Oops|BUG:|Unable to handle|WARNING:|Call Trace' | head -20; echo DMESG-DONE",
+        Duration::from_secs(60),
+    );
+    let bad: Vec<&str> = out.lines().filter(|l| *l != "DMESG-DONE").collect();
+    assert!(bad.is_empty(), "kernel complained:\n{out}");
+}
+
+fn run_guestvm(vm: &LinuxVm, vcpus: u32) -> String {
+    ssh(
+        vm,
+        &format!("salus-vmm run --vcpus {vcpus} {GUESTVM} 2>&1; echo VMM-EXIT=$?"),
+        RUN,
+    )
+}
+
+#[test]
+fn linux_tvm_two_harts() {
+    let mut vm = boot(2);
+    assert_counters_zero(&vm, "at boot");
+
+    let out = run_guestvm(&vm, 2);
+    assert_guestvm_passed(&vm, &out, "guestvm with 2 vCPUs");
+    assert_counters_zero(&vm, "after a guestvm run");
+
+    // Two TVMs at the same time.
+    let both = ssh(
+        &vm,
+        &format!(
+            "(salus-vmm run {GUESTVM} > /tmp/a.log 2>&1; echo VMM-EXIT=$? >> /tmp/a.log) & \
+             (salus-vmm run --vcpus 2 {GUESTVM} > /tmp/b.log 2>&1; echo VMM-EXIT=$? >> /tmp/b.log) & \
+             wait; cat /tmp/a.log; echo SPLIT; cat /tmp/b.log"
+        ),
+        2 * RUN,
+    );
+    let (a, b) = both.split_once("SPLIT\n").unwrap_or((&both, ""));
+    assert_guestvm_passed(&vm, a, "first of two concurrent TVMs");
+    assert_guestvm_passed(&vm, b, "second of two concurrent TVMs");
+    assert_counters_zero(&vm, "after two concurrent TVMs");
+
+    // SIGKILL in the middle of a run: a TVM whose vCPU spins (`j .`).
+    let killed = ssh(
+        &vm,
+        "printf '\\157\\000\\000\\000' > /tmp/spin.bin; \
+         salus-vmm run /tmp/spin.bin > /tmp/spin.log 2>&1 & pid=$!; sleep 3; \
+         salus-tsm-hostile info; kill -9 $pid; wait $pid; echo KILLED=$?; cat /tmp/spin.log",
+        RUN,
+    );
+    assert!(
+        field(&killed, "live_tvms").as_deref() == Some("1")
+            && field(&killed, "KILLED").as_deref() == Some("137"),
+        "the spinning TVM was not running when killed:\n{killed}"
+    );
+    assert_counters_zero(&vm, "after kill -9 of a running VMM");
+    let out = run_guestvm(&vm, 1);
+    assert_guestvm_passed(&vm, &out, "guestvm after the kill");
+
+    // The hostile user.
+    let hostile = ssh(&vm, "salus-tsm-hostile 2>&1; echo HOSTILE-EXIT=$?", RUN);
+    assert!(
+        field(&hostile, "HOSTILE-EXIT").as_deref() == Some("0") && !hostile.contains("FAIL: "),
+        "hostile user:\n{hostile}"
+    );
+    assert_counters_zero(&vm, "after the hostile user");
+    assert_no_oops(&vm);
+
+    vm.send("poweroff -f\n").unwrap();
+    let status = vm.wait_exit(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.code() == Some(0)), "{status:?}");
+}
+
+#[test]
+fn linux_tvm_four_harts() {
+    let mut vm = boot(4);
+    let out = run_guestvm(&vm, 2);
+    assert_guestvm_passed(&vm, &out, "guestvm with 2 vCPUs on 4 harts");
+    assert_counters_zero(&vm, "after the run");
+    assert_no_oops(&vm);
+    vm.send("poweroff -f\n").unwrap();
+    let status = vm.wait_exit(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.code() == Some(0)), "{status:?}");
+}
