@@ -42,12 +42,10 @@ struct salus_chunk_blk {
 
 struct salus_vcpu {
 	struct mutex run_lock;	/* trylock: one runner per vCPU */
-	bool created;		/* set once under salus_file.lock */
 };
 
 struct salus_tvm {
 	u64 id;
-	bool finalized;		/* set once under salus_file.lock */
 	unsigned int nvcpus;
 	struct salus_vcpu *vcpus;
 	unsigned int pt_pages;

@@ -33,19 +33,16 @@ struct salus_tsm_raw_info salus_info;
 
 /* ---- errors -------------------------------------------------------- */
 
-/* The errno a failed TVM-facing COVH call becomes (see the uapi header). */
+/*
+ * The errno a failed COVH call becomes (see the uapi header): the TSM's
+ * verdict on arguments, overlaps and call order is EIO (the SBI code is
+ * in LAST_ERROR); only these few have an errno of their own.
+ */
 int salus_errno(long sbi_err)
 {
 	switch (sbi_err) {
 	case 0:
 		return 0;
-	case SALUS_ERR_INVALID_PARAM:
-	case SALUS_ERR_INVALID_ADDRESS:
-	case SALUS_ERR_BAD_RANGE:
-	case SALUS_ERR_INVALID_STATE:
-		return -EINVAL;
-	case SALUS_ERR_ALREADY_AVAILABLE:
-		return -EEXIST;
 	case SALUS_ERR_DENIED:
 	case SALUS_ERR_DENIED_LOCKED:
 		return -EPERM;
@@ -374,7 +371,7 @@ static int __init salus_init(void)
 	salus_debugfs = debugfs_create_dir("salus-tsm", NULL);
 	debugfs_create_file("stats", 0400, salus_debugfs, NULL,
 			    &salus_debug_stats_fops);
-	pr_info("CoVE TSM impl %u version %#x ready: %llu state pages, %llu vCPUs max, %llu pages per vCPU\n",
+	pr_info("loaded: CoVE TSM impl %u version %#x, %llu TVM state pages, %llu vCPUs max, %llu pages per vCPU\n",
 		salus_info.tsm_impl_id, salus_info.tsm_version,
 		salus_info.tvm_state_pages, salus_info.tvm_max_vcpus,
 		salus_info.tvm_vcpu_state_pages);

@@ -148,11 +148,10 @@ long salus_ioc_run(struct salus_file *sf, void __user *arg)
 		return -EINVAL;
 	run.vcpu_id = array_index_nospec(run.vcpu_id, tvm->nvcpus);
 	vcpu = &tvm->vcpus[run.vcpu_id];
-	if (!smp_load_acquire(&vcpu->created))
-		return -ENOENT;
-	if (!smp_load_acquire(&tvm->finalized))
-		return -EINVAL;
-	/* One runner per vCPU; other vCPUs run in parallel. */
+	/*
+	 * Whether the vCPU exists and the TVM is finalized is the TSM's to
+	 * say. One runner per vCPU; other vCPUs run in parallel.
+	 */
 	if (!mutex_trylock(&vcpu->run_lock))
 		return -EBUSY;
 	ret = salus_run_loop(sf, tvm, run.vcpu_id, &run);

@@ -10,7 +10,6 @@
 #include <linux/io.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
-#include <linux/nospec.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -241,24 +240,20 @@ long salus_ioc_region(struct salus_file *sf, void __user *arg)
 	ret = salus_lock_tvm(sf, &tvm);
 	if (ret)
 		return ret;
-	if (tvm->finalized) {
-		ret = -EINVAL;
-	} else {
-		r = salus_covh(sf, COVH_ADD_MEMORY_REGION, tvm->id, rg.gpa,
-			       rg.len, 0, 0, 0);
-		ret = salus_errno(r.error);
-	}
+	r = salus_covh(sf, COVH_ADD_MEMORY_REGION, tvm->id, rg.gpa, rg.len,
+		       0, 0, 0);
+	ret = salus_errno(r.error);
 	mutex_unlock(&sf->lock);
 	return ret;
 }
 
 /*
- * Back [gpa, gpa+len) with fresh confidential pages: measured copies of
- * @src when it is set, zero pages otherwise. Pages already added when a
- * later one fails stay with the TVM (and on its chunk list).
+ * Back [gpa, gpa+len) with fresh confidential pages: copies of @src
+ * (measured) when @measured, zero pages otherwise. Pages already added when
+ * a later one fails stay with the TVM (and on its chunk list).
  */
 static int salus_add_private(struct salus_file *sf, struct salus_tvm *tvm,
-			     u64 gpa, u64 len, u32 type,
+			     u64 gpa, u64 len, u32 type, bool measured,
 			     const char __user *src)
 {
 	unsigned int order = type == SALUS_TSM_PAGE_2M ? SALUS_ORDER_2M : 0;
@@ -271,7 +266,7 @@ static int salus_add_private(struct salus_file *sf, struct salus_tvm *tvm,
 	pages = kmalloc_array(batch, sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
-	if (src) {
+	if (measured) {
 		/* Host memory the TSM copies from (measured pages). */
 		bounce = alloc_pages(GFP_KERNEL_ACCOUNT |
 				     (order ? __GFP_NOWARN | __GFP_RETRY_MAYFAIL : 0),
@@ -295,7 +290,7 @@ static int salus_add_private(struct salus_file *sf, struct salus_tvm *tvm,
 		for (i = 0; i < k; i++) {
 			u64 off = (done + i) * psz;
 
-			if (src) {
+			if (measured) {
 				if (copy_from_user(page_address(bounce),
 						   src + off, psz)) {
 					ret = -EFAULT;
@@ -364,11 +359,8 @@ long salus_ioc_measured(struct salus_file *sf, void __user *arg)
 	ret = salus_lock_tvm(sf, &tvm);
 	if (ret)
 		return ret;
-	if (tvm->finalized)
-		ret = -EINVAL;
-	else
-		ret = salus_add_private(sf, tvm, m.gpa, m.len, m.page_type,
-					u64_to_user_ptr(m.uaddr));
+	ret = salus_add_private(sf, tvm, m.gpa, m.len, m.page_type, true,
+				u64_to_user_ptr(m.uaddr));
 	mutex_unlock(&sf->lock);
 	return ret;
 }
@@ -390,7 +382,8 @@ long salus_ioc_zero(struct salus_file *sf, void __user *arg)
 	ret = salus_lock_tvm(sf, &tvm);
 	if (ret)
 		return ret;
-	ret = salus_add_private(sf, tvm, z.gpa, z.len, z.page_type, NULL);
+	ret = salus_add_private(sf, tvm, z.gpa, z.len, z.page_type, false,
+				NULL);
 	mutex_unlock(&sf->lock);
 	return ret;
 }
@@ -600,13 +593,8 @@ long salus_ioc_vcpu(struct salus_file *sf, void __user *arg)
 	ret = salus_lock_tvm(sf, &tvm);
 	if (ret)
 		return ret;
-	if (v.vcpu_id >= tvm->nvcpus || tvm->finalized) {
+	if (v.vcpu_id >= tvm->nvcpus) {
 		ret = -EINVAL;
-		goto unlock;
-	}
-	v.vcpu_id = array_index_nospec(v.vcpu_id, tvm->nvcpus);
-	if (tvm->vcpus[v.vcpu_id].created) {
-		ret = -EEXIST;
 		goto unlock;
 	}
 	ret = salus_chunks_reserve(tvm, 1);
@@ -626,8 +614,6 @@ long salus_ioc_vcpu(struct salus_file *sf, void __user *arg)
 		goto unlock;
 	}
 	salus_chunk_push(tvm, pg, order);
-	/* Runs check it without the lock. */
-	smp_store_release(&tvm->vcpus[v.vcpu_id].created, true);
 unlock:
 	mutex_unlock(&sf->lock);
 	return ret;
@@ -645,16 +631,10 @@ long salus_ioc_finalize(struct salus_file *sf, void __user *arg)
 	ret = salus_lock_tvm(sf, &tvm);
 	if (ret)
 		return ret;
-	if (tvm->finalized) {
-		ret = -EINVAL;
-	} else {
-		/* tvm_identity_addr 0: no identity. */
-		r = salus_covh(sf, COVH_FINALIZE_TVM, tvm->id, f.entry_sepc,
-			       f.entry_arg, 0, 0, 0);
-		ret = salus_errno(r.error);
-		if (!ret)
-			smp_store_release(&tvm->finalized, true);
-	}
+	/* tvm_identity_addr 0: no identity. */
+	r = salus_covh(sf, COVH_FINALIZE_TVM, tvm->id, f.entry_sepc,
+		       f.entry_arg, 0, 0, 0);
+	ret = salus_errno(r.error);
 	mutex_unlock(&sf->lock);
 	return ret;
 }
