@@ -76,6 +76,9 @@ struct salus_stats {
 	atomic64_t shared_pages;
 	atomic64_t leaked_pages;
 	atomic64_t live_tvms;
+	/* debugfs only */
+	atomic64_t runs;		/* run_tvm_vcpu ecalls */
+	atomic64_t interrupt_exits;	/* served inside the driver */
 };
 
 extern struct salus_stats salus_stats;

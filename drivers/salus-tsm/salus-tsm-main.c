@@ -340,6 +340,9 @@ static int salus_debug_stats_show(struct seq_file *m, void *unused)
 		   atomic64_read(&salus_stats.leaked_pages));
 	seq_printf(m, "live_tvms %lld\n",
 		   atomic64_read(&salus_stats.live_tvms));
+	seq_printf(m, "runs %lld\n", atomic64_read(&salus_stats.runs));
+	seq_printf(m, "interrupt_exits %lld\n",
+		   atomic64_read(&salus_stats.interrupt_exits));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(salus_debug_stats);

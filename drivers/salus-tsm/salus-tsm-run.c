@@ -103,12 +103,14 @@ static long salus_run_loop(struct salus_file *sf, struct salus_tvm *tvm,
 			pr_warn_ratelimited("CPU without NACL shared memory\n");
 			return -EIO;
 		}
+		atomic64_inc(&salus_stats.runs);
 		if (x.error) {
 			salus_record_err(sf, COVH_RUN_VCPU, x.error);
 			return salus_errno(x.error);
 		}
 		/* Interrupt exits never reach userspace. */
 		if (!x.value && (x.scause & SCAUSE_INTERRUPT)) {
+			atomic64_inc(&salus_stats.interrupt_exits);
 			if (signal_pending(current))
 				return -EINTR;
 			cond_resched();
