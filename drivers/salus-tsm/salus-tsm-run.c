@@ -56,10 +56,17 @@ static inline u64 *nacl_slot(void *nacl, unsigned int off)
 	return (u64 *)((char *)nacl + off);
 }
 
+static inline u64 *nacl_gpr(void *nacl, unsigned int x)
+{
+	return nacl_slot(nacl, SALUS_NACL_GPR_OFF(x));
+}
+
 /* One run on this CPU; false when this CPU has no NACL area. */
 static bool salus_run_once(u64 tvm_id, u64 vcpu_id, struct salus_tsm_run *run,
 			   struct salus_raw_exit *x)
 {
+	unsigned int htval_off = salus_nacl_csr_off(SALUS_CSR_HTVAL);
+	unsigned int htinst_off = salus_nacl_csr_off(SALUS_CSR_HTINST);
 	unsigned long flags;
 	void *nacl;
 	int k;
@@ -72,20 +79,15 @@ static bool salus_run_once(u64 tvm_id, u64 vcpu_id, struct salus_tsm_run *run,
 		 * Every time: we may be on another CPU than last run. a2..a7
 		 * are cleared so nothing another TVM left here reads back.
 		 */
-		WRITE_ONCE(*nacl_slot(nacl, SALUS_NACL_GPR_OFF(GPR_A0)), run->a0);
-		WRITE_ONCE(*nacl_slot(nacl, SALUS_NACL_GPR_OFF(GPR_A0 + 1)),
-			   run->a1);
+		WRITE_ONCE(*nacl_gpr(nacl, GPR_A0), run->a0);
+		WRITE_ONCE(*nacl_gpr(nacl, GPR_A0 + 1), run->a1);
 		for (k = 2; k < 8; k++)
-			WRITE_ONCE(*nacl_slot(nacl, SALUS_NACL_GPR_OFF(GPR_A0 + k)),
-				   0);
+			WRITE_ONCE(*nacl_gpr(nacl, GPR_A0 + k), 0);
 		salus_run_ecall(tvm_id, vcpu_id, x);
-		run->htval = READ_ONCE(*nacl_slot(nacl,
-				SALUS_NACL_CSR_OFF(SALUS_CSR_HTVAL)));
-		run->htinst = READ_ONCE(*nacl_slot(nacl,
-				SALUS_NACL_CSR_OFF(SALUS_CSR_HTINST)));
+		run->htval = READ_ONCE(*nacl_slot(nacl, htval_off));
+		run->htinst = READ_ONCE(*nacl_slot(nacl, htinst_off));
 		for (k = 0; k < 8; k++)
-			run->a[k] = READ_ONCE(*nacl_slot(nacl,
-					SALUS_NACL_GPR_OFF(GPR_A0 + k)));
+			run->a[k] = READ_ONCE(*nacl_gpr(nacl, GPR_A0 + k));
 	}
 	/* A host interrupt that ended the run is taken here. */
 	local_irq_restore(flags);
@@ -135,6 +137,7 @@ static long salus_run_loop(struct salus_file *sf, struct salus_tvm *tvm,
 
 long salus_ioc_run(struct salus_file *sf, void __user *arg)
 {
+	/* Pairs with the release in salus_ioc_create(): a whole TVM. */
 	struct salus_tvm *tvm = smp_load_acquire(&sf->tvm);
 	struct salus_tsm_run run;
 	struct salus_vcpu *vcpu;

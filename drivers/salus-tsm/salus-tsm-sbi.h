@@ -20,10 +20,14 @@
 #define NACL_SET_SHMEM		1
 #define SALUS_NACL_SIZE		0x3000	/* 12 KiB, 4 KiB-aligned */
 #define SALUS_NACL_GPR_OFF(x)	(8 * (x))	/* scratch.guest_gprs[x] */
-#define SALUS_NACL_CSR_OFF(c) \
-	(0x1000 + 8 * ((((c) >> 10) & 3) << 8 | ((c) & 0xff)))
 #define SALUS_CSR_HTVAL		0x643
 #define SALUS_CSR_HTINST	0x64A
+
+/* Byte offset of an HS/VS CSR's slot: index {csr[11:10], csr[7:0]}. */
+static inline unsigned int salus_nacl_csr_off(unsigned int csr)
+{
+	return 0x1000 + 8 * (((csr >> 10) & 3) << 8 | (csr & 0xff));
+}
 
 /* COVH function ids (a6[15:0]; the SDID bits a6[31:26] stay 0). */
 enum salus_covh_fid {

@@ -22,7 +22,7 @@
 #define SALUS_BATCH_2M		2	/* 2 MiB pages per conversion round */
 #define SALUS_PIN_BATCH		512	/* user pages pinned at once */
 #define SALUS_UNSHARE_BATCH	16	/* < Salus's 32 invalidated runs */
-#define SALUS_DESTROY_TRIES	10000	/* ~10+ s of BUSY, then give up */
+#define SALUS_DESTROY_TRIES	500	/* ~10 s of BUSY (20 ms), then give up */
 
 /* Aligned to @size, non-empty, no wrap, and (if @bounded) not too long. */
 static int salus_check_range(u64 gpa, u64 len, u64 size, bool bounded)
@@ -77,7 +77,7 @@ static void salus_tvm_teardown(struct salus_tvm *tvm)
 		r = covh_call(COVH_DESTROY_TVM, tvm->id, 0, 0, 0, 0, 0);
 		if (r.error != SALUS_ERR_BUSY || tries >= SALUS_DESTROY_TRIES)
 			break;
-		msleep(1);
+		msleep(20);
 	}
 	if (r.error)
 		pr_err("destroy_tvm(%llu): error %ld; its %lu shared pages stay pinned and its pages leak\n",
@@ -213,7 +213,7 @@ long salus_ioc_create(struct salus_file *sf, void __user *arg)
 		goto unlock;
 	}
 	c.tvm_id = tvm->id;
-	/* Runs read sf->tvm without the lock. */
+	/* Runs read sf->tvm without the lock: publish a whole TVM. */
 	smp_store_release(&sf->tvm, tvm);
 unlock:
 	mutex_unlock(&sf->lock);
