@@ -82,6 +82,78 @@ static void *busy_runner(void *arg)
 	return NULL;
 }
 
+/* "SBI error E in FID F" of the file's last failed COVH call. */
+static const char *last_err(int fd)
+{
+	static char buf[64];
+	struct salus_tsm_error le = { 0 };
+
+	ioctl(fd, SALUS_TSM_LAST_ERROR, &le);
+	snprintf(buf, sizeof(buf), "SBI error %lld in FID %llu", (long long)le.sbi_error,
+		 (unsigned long long)le.fid);
+	return buf;
+}
+
+struct spinner {
+	int fd;
+	int err;
+	volatile int started;
+};
+
+static void *spin_runner(void *p)
+{
+	struct spinner *sp = p;
+	struct salus_tsm_run r = { .vcpu_id = 0 };
+
+	sp->started = 1;
+	sp->err = io(sp->fd, SALUS_TSM_RUN_VCPU, &r);
+	return NULL;
+}
+
+/*
+ * A TVM spins (`j .`) in one thread while this one converts memory for
+ * another TVM: the fences must reach the CPU that runs the TVM.
+ */
+static void fence_while_spinning(void)
+{
+	static uint32_t code[1024] __attribute__((aligned(4096))) = { 0x6f };
+	struct salus_tsm_create c = { 0 };
+	struct salus_tsm_region rg = { REGION, REGION_LEN };
+	struct salus_tsm_measured m = { REGION, (uintptr_t)code, 4096, 0, 0 };
+	struct salus_tsm_vcpu v = { 0 };
+	struct salus_tsm_finalize f = { REGION, 0 };
+	struct salus_tsm_zero z = { REGION, MB, SALUS_TSM_PAGE_4K, 0 };
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct spinner sp = { .fd = open(SALUS_TSM_DEVICE, O_RDWR) };
+	int fd = open(SALUS_TSM_DEVICE, O_RDWR), e, round;
+	pthread_t thr;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	CHECK(!io(sp.fd, SALUS_TSM_CREATE_TVM, &c) && !io(sp.fd, SALUS_TSM_ADD_REGION, &rg) &&
+	      !io(sp.fd, SALUS_TSM_ADD_MEASURED, &m) && !io(sp.fd, SALUS_TSM_CREATE_VCPU, &v) &&
+	      !io(sp.fd, SALUS_TSM_FINALIZE, &f), "spinning TVM: %d", errno);
+	pthread_create(&thr, NULL, spin_runner, &sp);
+	while (!sp.started)
+		usleep(1000);
+	usleep(100000);
+	CHECK((e = io(fd, SALUS_TSM_CREATE_TVM, &c)) == 0, "TVM beside a spinning one: %d", e);
+	CHECK((e = io(fd, SALUS_TSM_ADD_REGION, &rg)) == 0, "its region: %d", e);
+	CHECK((e = io(fd, SALUS_TSM_CREATE_VCPU, &v)) == 0, "its vCPU: %d", e);
+	CHECK((e = io(fd, SALUS_TSM_FINALIZE, &f)) == 0, "finalize it: %d", e);
+	for (round = 0; round < 4; round++) {
+		z.gpa = REGION + round * MB;
+		z.len = MB;
+		e = io(fd, SALUS_TSM_ADD_ZERO, &z);
+		CHECK(e == 0, "zero pages beside a spinning TVM: %d (%s)", e, last_err(fd));
+	}
+	close(fd);
+	pthread_kill(thr, SIGUSR1);
+	pthread_join(thr, NULL);
+	CHECK(sp.err == EINTR, "the spinning run ended with %d, not EINTR", sp.err);
+	close(sp.fd);
+	STEP("fences reached a CPU running a spinning TVM");
+}
+
 static void bad_inputs(int fd)
 {
 	struct salus_tsm_create c = { .reserved = 1 };
@@ -390,6 +462,7 @@ int main(int argc, char **argv)
 	fd2 = open(SALUS_TSM_DEVICE, O_RDWR);
 	CHECK((e = io(fd2, SALUS_TSM_CREATE_TVM, &c)) == 0, "second file's TVM: %d", e);
 
+	fence_while_spinning();
 	run_guest(fd, argv[1]);
 	CHECK(io(fd, SALUS_TSM_LAST_ERROR, &le) == 0, "LAST_ERROR");
 	printf("salus-tsm-smoke: last error %lld (fid %llu)\n", (long long)le.sbi_error,

@@ -96,8 +96,8 @@ struct salus_tsm_measured {
 
 /*
  * SALUS_TSM_ADD_ZERO: back [gpa, gpa+len) with fresh zeroed confidential
- * pages of page_type (demand-zero faults; allowed before and after
- * finalize).
+ * pages of page_type (demand-zero faults). Salus takes zero pages only
+ * after SALUS_TSM_FINALIZE (before: EIO).
  */
 struct salus_tsm_zero {
 	__u64 gpa;
