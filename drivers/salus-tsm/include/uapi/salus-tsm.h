@@ -16,18 +16,21 @@
  *   measured pages, (b) shared pages (pinned while the TVM maps them).
  * - Every address and length is in bytes. GPAs and lengths must be
  *   multiples of the page size of the call (4 KiB unless page_type says
- *   2 MiB). One call handles at most SALUS_TSM_MAX_CALL_BYTES.
+ *   2 MiB). One call handles at most SALUS_TSM_MAX_CALL_BYTES
+ *   (ADD_REGION, which allocates nothing, excepted).
  * - Page-table pages are the driver's business: it donates some at
  *   CREATE_TVM and more whenever Salus answers OUT_OF_PTPAGES, at most
  *   SALUS_TSM_MAX_PT_PAGES per TVM.
- * - Errors: -1 with errno. EINVAL bad argument (alignment, overlap, size,
- *   reserved field non-zero), ENOTTY unknown ioctl, EEXIST/ENOENT a TVM
- *   already exists/does not exist yet, EBUSY the vCPU runs on another
- *   thread, E2BIG more than SALUS_TSM_MAX_CALL_BYTES, ENOMEM/ENOSPC out of
- *   memory/out of TSM slots, EFAULT bad user pointer, EINTR a signal
- *   (restart the call), EPERM/EACCES what Salus answered DENIED, EIO any
- *   other Salus error (salus_tsm_error holds the SBI error code of the
- *   last failed COVH call on this file: SALUS_TSM_LAST_ERROR).
+ * - Errors: -1 with errno. EINVAL bad argument (alignment, size,
+ *   wrap-around, reserved field non-zero, page type, vCPU id), ENOTTY
+ *   unknown ioctl, EEXIST/ENOENT a TVM already exists/does not exist yet,
+ *   EBUSY the vCPU runs on another thread, E2BIG more than
+ *   SALUS_TSM_MAX_CALL_BYTES, ENOMEM/ENOSPC out of memory/out of TSM
+ *   slots, EFAULT bad user pointer, EINTR a signal (restart the call),
+ *   EPERM/EACCES what Salus answered DENIED, EIO any other Salus error,
+ *   e.g. overlaps, GPAs outside a region, calls out of order
+ *   (salus_tsm_error holds the SBI error code of the last failed COVH
+ *   call on this file: SALUS_TSM_LAST_ERROR).
  */
 #ifndef _UAPI_SALUS_TSM_H
 #define _UAPI_SALUS_TSM_H
@@ -93,8 +96,8 @@ struct salus_tsm_measured {
 
 /*
  * SALUS_TSM_ADD_ZERO: back [gpa, gpa+len) with fresh zeroed confidential
- * pages of page_type (demand-zero faults; allowed before and after
- * finalize).
+ * pages of page_type (demand-zero faults). Salus takes zero pages only
+ * after SALUS_TSM_FINALIZE (before: EIO).
  */
 struct salus_tsm_zero {
 	__u64 gpa;
