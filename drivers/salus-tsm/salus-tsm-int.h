@@ -42,6 +42,7 @@ struct salus_chunk_blk {
 
 struct salus_vcpu {
 	struct mutex run_lock;	/* trylock: one runner per vCPU */
+	struct salus_tsm_run run;	/* the run ioctl's buffer (under run_lock) */
 };
 
 struct salus_tvm {

@@ -88,6 +88,9 @@ static bool salus_run_once(u64 tvm_id, u64 vcpu_id, struct salus_tsm_run *run,
 		run->htinst = READ_ONCE(*nacl_slot(nacl, htinst_off));
 		for (k = 0; k < 8; k++)
 			run->a[k] = READ_ONCE(*nacl_gpr(nacl, GPR_A0 + k));
+		if (x->scause == 10 && run->a[7] == SALUS_EID_DBCN && run->a[6] == 0 &&
+		    run->a[0] <= SALUS_TSM_CONSOLE_MAX)
+			memcpy(run->console, (char *)nacl + SALUS_NACL_CONSOLE_OFF, run->a[0]);
 	}
 	/* A host interrupt that ended the run is taken here. */
 	local_irq_restore(flags);
@@ -139,29 +142,40 @@ long salus_ioc_run(struct salus_file *sf, void __user *arg)
 {
 	/* Pairs with the release in salus_ioc_create(): a whole TVM. */
 	struct salus_tvm *tvm = smp_load_acquire(&sf->tvm);
-	struct salus_tsm_run run;
+	struct salus_tsm_run __user *urun = arg;
+	struct salus_tsm_run *run;
 	struct salus_vcpu *vcpu;
+	u64 vcpu_id;
+	u32 reserved;
 	long ret;
 
-	if (copy_from_user(&run, arg, sizeof(run)))
+	if (get_user(vcpu_id, &urun->vcpu_id) || get_user(reserved, &urun->reserved))
 		return -EFAULT;
-	if (run.reserved)
+	if (reserved)
 		return -EINVAL;
 	if (!tvm)
 		return -ENOENT;
-	if (run.vcpu_id >= tvm->nvcpus)
+	if (vcpu_id >= tvm->nvcpus)
 		return -EINVAL;
-	run.vcpu_id = array_index_nospec(run.vcpu_id, tvm->nvcpus);
-	vcpu = &tvm->vcpus[run.vcpu_id];
+	vcpu_id = array_index_nospec(vcpu_id, tvm->nvcpus);
+	vcpu = &tvm->vcpus[vcpu_id];
 	/*
 	 * Whether the vCPU exists and the TVM is finalized is the TSM's to
-	 * say. One runner per vCPU; other vCPUs run in parallel.
+	 * say. One runner per vCPU; other vCPUs run in parallel. The
+	 * vCPU's own buffer (not the stack: it holds console bytes).
 	 */
 	if (!mutex_trylock(&vcpu->run_lock))
 		return -EBUSY;
-	ret = salus_run_loop(sf, tvm, run.vcpu_id, &run);
+	run = &vcpu->run;
+	if (copy_from_user(run, urun, offsetof(struct salus_tsm_run, console))) {
+		ret = -EFAULT;
+		goto out;
+	}
+	run->vcpu_id = vcpu_id;
+	ret = salus_run_loop(sf, tvm, vcpu_id, run);
+	if (!ret && copy_to_user(urun, run, sizeof(*run)))
+		ret = -EFAULT;
+out:
 	mutex_unlock(&vcpu->run_lock);
-	if (ret)
-		return ret;
-	return copy_to_user(arg, &run, sizeof(run)) ? -EFAULT : 0;
+	return ret;
 }

@@ -10,6 +10,7 @@
 #include <asm/sbi.h>
 
 #define SALUS_EID_COVH	0x434F5648	/* "COVH" */
+#define SALUS_EID_DBCN	0x4442434E	/* "DBCN": console exits carry bytes */
 #define SALUS_EID_NACL	0x4E41434C	/* "NACL" */
 #define SALUS_EID_SUPD	0x53555044	/* "SUPD" */
 
@@ -20,6 +21,7 @@
 #define NACL_SET_SHMEM		1
 #define SALUS_NACL_SIZE		0x3000	/* 12 KiB, 4 KiB-aligned */
 #define SALUS_NACL_GPR_OFF(x)	(8 * (x))	/* scratch.guest_gprs[x] */
+#define SALUS_NACL_CONSOLE_OFF	0x100	/* DBCN bytes, after guest_gprs */
 #define SALUS_CSR_HTVAL		0x643
 #define SALUS_CSR_HTINST	0x64A
 

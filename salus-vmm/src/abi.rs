@@ -89,8 +89,11 @@ pub struct Finalize {
     pub entry_arg: u64,
 }
 
+/// Console bytes one DBCN exit carries (`SALUS_TSM_CONSOLE_MAX`).
+pub const CONSOLE_MAX: usize = 1024;
+
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Run {
     pub vcpu_id: u64,
     pub a0: u64,
@@ -103,6 +106,26 @@ pub struct Run {
     pub a: [u64; 8],
     pub resumable: u32,
     pub reserved: u32,
+    pub console: [u8; CONSOLE_MAX],
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            vcpu_id: 0,
+            a0: 0,
+            a1: 0,
+            scause: 0,
+            stval: 0,
+            htval: 0,
+            htinst: 0,
+            gpa: 0,
+            a: [0; 8],
+            resumable: 0,
+            reserved: 0,
+            console: [0; CONSOLE_MAX],
+        }
+    }
 }
 
 #[repr(C)]
@@ -192,19 +215,25 @@ mod tests {
                 cur = None;
                 continue;
             }
-            if line.is_empty() {
+            // Blank lines and the inside of block comments.
+            if line.is_empty() || line.starts_with('*') {
                 continue;
             }
             let decl = line.strip_suffix(';').expect("field ends with ;");
             let (ty, field) = decl.split_once(char::is_whitespace).unwrap();
             let elem = match ty {
+                "__u8" => 1,
                 "__u32" | "__s32" => 4,
                 "__u64" | "__s64" => 8,
                 t => panic!("unknown type {t}"),
             };
             let field = field.trim();
             let (fname, count) = match field.split_once('[') {
-                Some((n, c)) => (n, c.trim_end_matches(']').parse::<usize>().unwrap()),
+                Some((n, c)) => {
+                    let c = c.trim_end_matches(']');
+                    let c = defines().get(c).cloned().unwrap_or_else(|| c.to_string());
+                    (n, c.parse::<usize>().unwrap())
+                }
                 None => (field, 1),
             };
             *off = off.div_ceil(elem) * elem;
@@ -276,7 +305,8 @@ mod tests {
         put(
             "run",
             layout!(
-                Run, vcpu_id, a0, a1, scause, stval, htval, htinst, gpa, a, resumable, reserved
+                Run, vcpu_id, a0, a1, scause, stval, htval, htinst, gpa, a, resumable, reserved,
+                console
             ),
         );
         put("error", layout!(Error, sbi_error, fid));
@@ -296,7 +326,7 @@ mod tests {
         assert_eq!(size_of::<Info>(), 80);
         assert_eq!(size_of::<Measured>(), 32);
         assert_eq!(size_of::<Zero>(), 24);
-        assert_eq!(size_of::<Run>(), 136);
+        assert_eq!(size_of::<Run>(), 136 + CONSOLE_MAX);
     }
 
     #[test]
@@ -304,6 +334,7 @@ mod tests {
         let d = defines();
         assert_eq!(d["SALUS_TSM_DEVICE"], format!("\"{DEVICE}\""));
         assert_eq!(d["SALUS_TSM_ABI_VERSION"], ABI_VERSION.to_string());
+        assert_eq!(d["SALUS_TSM_CONSOLE_MAX"], CONSOLE_MAX.to_string());
         assert_eq!(d["SALUS_TSM_MAX_CALL_BYTES"], "(64ULL << 20)");
         assert_eq!(MAX_CALL_BYTES, 64 * 1024 * 1024);
         assert_eq!(d["SALUS_TSM_MAX_PT_PAGES"], MAX_PT_PAGES.to_string());
@@ -362,7 +393,7 @@ mod tests {
         assert_eq!(seen, ours.len());
         // Spot-check the encoding itself against values computed by hand.
         assert_eq!(GET_INFO, 0x8050_b500);
-        assert_eq!(RUN_VCPU, 0xc088_b509);
+        assert_eq!(RUN_VCPU, 0xc488_b509);
         assert_eq!(ADD_ZERO, 0x4018_b504);
     }
 }

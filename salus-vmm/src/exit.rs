@@ -38,6 +38,13 @@ pub enum Kind {
     Unexpected,
 }
 
+/// A DBCN console_write exit, whose bytes Salus copied into the exit.
+pub fn is_console_write(scause: u64, a: &[u64; 8]) -> bool {
+    scause == 10
+        && a[7] == sbi_abi::dbcn::EID_DBCN as u64
+        && a[6] == sbi_abi::dbcn::CONSOLE_WRITE as u64
+}
+
 pub fn classify(x: &Exit) -> Kind {
     if !x.resumable {
         return Kind::NotResumable;

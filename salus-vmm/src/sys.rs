@@ -131,6 +131,11 @@ impl Tsm for Device {
             ..Default::default()
         };
         self.ioctl("RUN_VCPU", abi::RUN_VCPU, &mut r, false)?;
+        let console = if crate::exit::is_console_write(r.scause, &r.a) {
+            r.console[..(r.a[0] as usize).min(abi::CONSOLE_MAX)].to_vec()
+        } else {
+            Vec::new()
+        };
         Ok(Exit {
             scause: r.scause,
             stval: r.stval,
@@ -139,6 +144,7 @@ impl Tsm for Device {
             gpa: r.gpa,
             a: r.a,
             resumable: r.resumable != 0,
+            console,
         })
     }
 

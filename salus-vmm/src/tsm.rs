@@ -41,7 +41,7 @@ impl PageSize {
 }
 
 /// What the run ioctl reported (`struct salus_tsm_run`'s out fields).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Exit {
     pub scause: u64,
     pub stval: u64,
@@ -50,6 +50,9 @@ pub struct Exit {
     pub gpa: u64,
     pub a: [u64; 8],
     pub resumable: bool,
+    /// The bytes of a DBCN console_write exit (Salus copied them out of
+    /// the TVM; `a[0]` of them), empty for every other exit.
+    pub console: Vec<u8>,
 }
 
 /// A failed ioctl: which one, its errno, and for EIO what

@@ -22,7 +22,6 @@ use crate::tsm::{Exit, PageSize, Tsm};
 const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
 const EID_SRST: u64 = srst::EID_SRST as u64;
 const EID_HSM: u64 = hsm::EID_HSM as u64;
-const ERR_INVALID_PARAM: i64 = -3;
 
 /// Consecutive exits of one vCPU that changed nothing before the VMM gives
 /// up on the TVM.
@@ -268,7 +267,7 @@ impl<T: Tsm> Vm<T> {
         match exit::classify(x) {
             Kind::Ecall { eid, fid, a } => {
                 self.ecalls.fetch_add(1, Relaxed);
-                self.ecall(id, eid, fid, &a)
+                self.ecall(id, eid, fid, &a, &x.console)
             }
             Kind::Fault {
                 access,
@@ -290,29 +289,18 @@ impl<T: Tsm> Vm<T> {
         }
     }
 
-    fn ecall(&self, id: u64, eid: u64, fid: u64, a: &[u64; 8]) -> Step {
+    fn ecall(&self, id: u64, eid: u64, fid: u64, a: &[u64; 8], console: &[u8]) -> Step {
         match (eid, fid as usize) {
+            // Salus serves DBCN (the TVM has its answer already) and hands
+            // over the bytes: the VMM never reads TVM memory for them.
             (EID_DBCN, dbcn::CONSOLE_WRITE) => {
-                let (len, lo, hi) = (a[0], a[1], a[2]);
-                let bytes = if hi == 0 {
-                    lock(&self.mem).read_shared(lo, len)
-                } else {
-                    None
-                };
-                match bytes {
-                    Some(b) => {
-                        self.console_bytes(&b);
-                        resume(OK, b.len() as u64)
-                    }
-                    None => resume(ERR_INVALID_PARAM, 0),
-                }
+                self.console_bytes(console);
+                resume(OK, console.len() as u64)
             }
             (EID_DBCN, dbcn::CONSOLE_WRITE_BYTE) => {
                 self.console_bytes(&[a[0] as u8]);
                 resume(OK, 0)
             }
-            // No console input yet: nothing to read.
-            (EID_DBCN, dbcn::CONSOLE_READ) => resume(OK, 0),
             (EID_SRST, srst::SYSTEM_RESET) => Step::End(End::Shutdown {
                 kind: a[0],
                 reason: a[1],

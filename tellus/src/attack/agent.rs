@@ -33,8 +33,9 @@ use crate::platform::Platform;
 use crate::tee::ctx::{create, Arena, Ctx};
 use crate::tee::*;
 
-/// The agent's forwarded-ecall extension (no SBI implementation has it).
-pub const EID_AGENT: u64 = 0x0A00_0001;
+/// The agent's forwarded-ecall extension (SBI's experimental range: the
+/// one a TSM forwards to the host).
+pub const EID_AGENT: u64 = 0x0800_4147;
 #[allow(dead_code)]
 pub const OP_NOP: u64 = 0;
 pub const OP_LOAD: u64 = 1;
@@ -60,12 +61,12 @@ tellus_agent_start:
     li a0, 0
     li a1, 0
 1:
-    li a7, 0x0A000001
+    li a7, 0x08004147
     li a6, 0
     ecall
     mv s1, a0
     mv s2, a1
-    li a7, 0x0A000001
+    li a7, 0x08004147
     li a6, 1
     ecall
     mv s3, a0

@@ -36,11 +36,21 @@ pub static SLOTS: [spin::Mutex<Slot>; NSHARED] = [const {
     })
 }; NSHARED];
 
-/// The guest of the shared TVMs: `mv a7, a0; mv a6, a1; ecall; j .-12`.
-/// Each run makes the ecall the host put in a0/a1 (eid, fid) of its NACL
-/// area at the previous exit: COVG calls the TSM handles (and mostly
-/// refuses) or anything else, which exits to the host. Never faults.
-pub const GUEST: [u32; 4] = [0x0005_0893, 0x0005_8813, 0x0000_0073, 0xff5f_f06f];
+/// The guest of the shared TVMs:
+/// `1: mv a7, a0; mv a6, a1; ecall; lui a7, 0x08000; ecall; j 1b`.
+/// It makes the ecall the host put in a0/a1 (eid, fid) of its NACL area at
+/// the previous exit -- COVG calls the TSM handles (and mostly refuses),
+/// SBI calls the TSM answers, or a forwarded one, which exits -- and then
+/// a forwarded call (EID 0x0800_0000), so every run ends in an exit. Never
+/// faults.
+pub const GUEST: [u32; 6] = [
+    0x0005_0893,
+    0x0005_8813,
+    0x0000_0073,
+    0x0800_08b7,
+    0x0000_0073,
+    0xfedf_f06f,
+];
 
 /// Pages of one slot's block.
 pub fn block_pages(info: &cove_abi::TsmInfo) -> u64 {

@@ -120,6 +120,12 @@ struct salus_tsm_shared {
 	__u64 len;
 };
 
+/*
+ * Bytes a TVM printed with DBCN console_write (Salus serves the call and
+ * copies them out of the TVM; the host never reads TVM memory for them).
+ */
+#define SALUS_TSM_CONSOLE_MAX 1024
+
 /* SALUS_TSM_CREATE_VCPU */
 struct salus_tsm_vcpu {
 	__u64 vcpu_id;
@@ -157,6 +163,11 @@ struct salus_tsm_run {
 	__u64 a[8];
 	__u32 resumable;
 	__u32 reserved;
+	/*
+	 * out: a DBCN console_write exit (scause 10, a[7] = DBCN, a[6] = 0)
+	 * carries a[0] bytes here (the TVM's call already returned a[0]).
+	 */
+	__u8 console[SALUS_TSM_CONSOLE_MAX];
 };
 
 /* SALUS_TSM_LAST_ERROR: the SBI error of the last failed COVH call here. */
