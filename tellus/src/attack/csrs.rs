@@ -30,8 +30,13 @@ pub fn li(rd: u32, imm: u32) -> u32 {
 }
 pub const ECALL: u32 = 0x73;
 pub const SPIN: u32 = 0x6f; // j .
+/// `lui a7, 0x08000`: a7 = 0x0800_0000, an experimental-range EID, so the
+/// code's ecalls are forwarded to the host (every other EID the TSM
+/// answers itself).
+const A7_FORWARDED: u32 = 0x0800_08b7;
 
-/// Builds a TVM whose measured page at [`CODE_GPA`] holds `code`, runs
+/// Builds a TVM whose measured page at [`CODE_GPA`] holds `lui a7` (see
+/// [`A7_FORWARDED`]) and then `code`, runs
 /// `f(t, id, nacl slot)` on the boot hart, then destroys it and gives every
 /// page back.
 pub fn with_code_tvm(
@@ -47,9 +52,15 @@ pub fn with_code_tvm(
     let params = cx.pool.alloc(PAGE, PAGE).unwrap();
     let src = cx.pool.alloc(PAGE, PAGE).unwrap();
     zero(src, PAGE);
-    for (i, pair) in code.chunks(2).enumerate() {
-        let hi = pair.get(1).copied().unwrap_or(0) as u64;
-        wr(src + 8 * i as u64, (hi << 32) | pair[0] as u64);
+    let word = |i: usize| {
+        if i == 0 {
+            A7_FORWARDED as u64
+        } else {
+            code.get(i - 1).copied().unwrap_or(0) as u64
+        }
+    };
+    for i in 0..code.len().div_ceil(2) + 1 {
+        wr(src + 8 * i as u64, (word(2 * i + 1) << 32) | word(2 * i));
     }
     if !convert(t, p, cx, base, need) {
         cx.pool.reset(mark);
