@@ -52,8 +52,12 @@ fn boot(ncpu: u32) -> LinuxVm {
 }
 
 fn ssh(vm: &LinuxVm, script: &str, timeout: Duration) -> String {
-    vm.ssh(script, 3, env_timeout(timeout))
-        .unwrap_or_else(|e| panic!("ssh `{script}`: {e}\n{}", vm.describe(80)))
+    let out = vm
+        .ssh(script, 3, env_timeout(timeout))
+        .unwrap_or_else(|e| panic!("ssh `{script}`: {e}\n{}", vm.describe(80)));
+    // Shown with --nocapture (and on failure).
+    eprintln!("---- ssh: {script}\n{out}");
+    out
 }
 
 /// The value after `key=` on the first line that has it.
