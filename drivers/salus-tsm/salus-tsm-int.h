@@ -80,6 +80,7 @@ struct salus_stats {
 	/* debugfs only */
 	atomic64_t runs;		/* run_tvm_vcpu ecalls */
 	atomic64_t interrupt_exits;	/* served inside the driver */
+	atomic64_t kernel_nops;		/* nop_eid ecalls answered inside */
 };
 
 extern struct salus_stats salus_stats;

@@ -343,6 +343,7 @@ static int salus_debug_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "runs %lld\n", atomic64_read(&salus_stats.runs));
 	seq_printf(m, "interrupt_exits %lld\n",
 		   atomic64_read(&salus_stats.interrupt_exits));
+	seq_printf(m, "kernel_nops %lld\n", atomic64_read(&salus_stats.kernel_nops));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(salus_debug_stats);

@@ -106,6 +106,7 @@ pub struct Run {
     pub a: [u64; 8],
     pub resumable: u32,
     pub reserved: u32,
+    pub nop_eid: u64,
     pub console: [u8; CONSOLE_MAX],
 }
 
@@ -123,6 +124,7 @@ impl Default for Run {
             a: [0; 8],
             resumable: 0,
             reserved: 0,
+            nop_eid: 0,
             console: [0; CONSOLE_MAX],
         }
     }
@@ -306,7 +308,7 @@ mod tests {
             "run",
             layout!(
                 Run, vcpu_id, a0, a1, scause, stval, htval, htinst, gpa, a, resumable, reserved,
-                console
+                nop_eid, console
             ),
         );
         put("error", layout!(Error, sbi_error, fid));
@@ -326,7 +328,7 @@ mod tests {
         assert_eq!(size_of::<Info>(), 80);
         assert_eq!(size_of::<Measured>(), 32);
         assert_eq!(size_of::<Zero>(), 24);
-        assert_eq!(size_of::<Run>(), 136 + CONSOLE_MAX);
+        assert_eq!(size_of::<Run>(), 144 + CONSOLE_MAX);
     }
 
     #[test]
@@ -393,7 +395,7 @@ mod tests {
         assert_eq!(seen, ours.len());
         // Spot-check the encoding itself against values computed by hand.
         assert_eq!(GET_INFO, 0x8050_b500);
-        assert_eq!(RUN_VCPU, 0xc488_b509);
+        assert_eq!(RUN_VCPU, 0xc490_b509);
         assert_eq!(ADD_ZERO, 0x4018_b504);
     }
 }

@@ -18,6 +18,9 @@ Builds a TVM from IMAGE through /dev/salus-tsm and runs it until it shuts down.
                       \"guestvm\"): its fixed layout, 2 MiB pages, EID_GVM checks
   --generic           IMAGE is not guestvm, whatever its name
   --max-exits N       end the TVM after N exits (default: no limit)
+  --bench-ecalls N    guestvm only: N no-op forwarded ecalls, then shutdown;
+                      prints the time per round trip (`make bench`)
+  --bench-in-kernel   with --bench-ecalls: the driver answers them (nop_eid)
   --device PATH       the TSM device (default /dev/salus-tsm)
   -v, --verbose       report unsupported SBI calls and 2 MiB fallbacks
 Exit status: the TVM's SRST reason (0 = success; reasons above 63 give 63),
@@ -46,6 +49,14 @@ pub struct RunArgs {
     pub max_exits: Option<u64>,
     pub device: String,
     pub verbose: bool,
+    /// `--bench-ecalls N` (and whether the driver answers them).
+    pub bench: Option<Bench>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bench {
+    pub ecalls: u64,
+    pub in_kernel: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +118,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut max_exits = None;
     let mut device = abi::DEVICE.to_string();
     let mut verbose = false;
+    let mut bench_ecalls = None;
+    let mut in_kernel = false;
     while let Some(a) = it.next() {
         let (opt, inline) = match a.split_once('=') {
             Some((o, v)) if o.starts_with("--") => (o, Some(v.to_string())),
@@ -114,7 +127,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         };
         let takes_value = matches!(
             opt,
-            "--vcpus" | "--mem" | "--initrd" | "--dtb" | "--max-exits" | "--device"
+            "--vcpus"
+                | "--mem"
+                | "--initrd"
+                | "--dtb"
+                | "--max-exits"
+                | "--device"
+                | "--bench-ecalls"
         );
         let value = if takes_value {
             match inline {
@@ -148,6 +167,14 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--guestvm" => profile = Some(Profile::Guestvm),
             "--generic" => profile = Some(Profile::Generic),
             "-v" | "--verbose" => verbose = true,
+            "--bench-ecalls" => {
+                let n = parse_count(opt, &value)?;
+                if n == 0 || n > u32::MAX as u64 {
+                    return Err("--bench-ecalls takes 1..=4294967295".into());
+                }
+                bench_ecalls = Some(n);
+            }
+            "--bench-in-kernel" => in_kernel = true,
             o if o.starts_with('-') && o.len() > 1 => return Err(format!("unknown option {o}")),
             _ if image.is_some() => return Err(format!("a second IMAGE {a:?}")),
             _ => image = Some(PathBuf::from(a)),
@@ -159,6 +186,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     } else {
         Profile::Generic
     });
+    if in_kernel && bench_ecalls.is_none() {
+        return Err("--bench-in-kernel needs --bench-ecalls".into());
+    }
+    if bench_ecalls.is_some() && profile != Profile::Guestvm {
+        return Err("--bench-ecalls needs guestvm (its bench mode)".into());
+    }
     if profile == Profile::Guestvm {
         for (set, what) in [
             (mem.is_some(), "--mem"),
@@ -182,6 +215,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         max_exits,
         device,
         verbose,
+        bench: bench_ecalls.map(|ecalls| Bench { ecalls, in_kernel }),
     }))
 }
 
@@ -192,6 +226,28 @@ mod tests {
     fn p(s: &str) -> Result<Command, String> {
         let v: Vec<String> = s.split_whitespace().map(String::from).collect();
         parse(&v)
+    }
+
+    #[test]
+    fn bench_options() {
+        let r = run("run guestvm.bin --bench-ecalls 1000 --bench-in-kernel");
+        assert_eq!(
+            r.bench,
+            Some(Bench {
+                ecalls: 1000,
+                in_kernel: true
+            })
+        );
+        assert_eq!(
+            run("run guestvm.bin --bench-ecalls=5").bench,
+            Some(Bench {
+                ecalls: 5,
+                in_kernel: false
+            })
+        );
+        assert!(p("run guestvm.bin --bench-in-kernel").is_err());
+        assert!(p("run Image --bench-ecalls 5").is_err());
+        assert!(p("run guestvm.bin --bench-ecalls 0").is_err());
     }
 
     fn run(s: &str) -> RunArgs {

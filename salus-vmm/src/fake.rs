@@ -169,7 +169,7 @@ impl Tsm for Fake {
         w.log.push(format!("FINALIZE {entry:#x} {arg:#x}"));
         Ok(())
     }
-    fn run_vcpu(&self, vcpu: u64, a0: u64, a1: u64) -> TsmResult<Exit> {
+    fn run_vcpu(&self, vcpu: u64, a0: u64, a1: u64, _nop_eid: u64) -> TsmResult<Exit> {
         let mut w = self.w();
         w.answers.push((vcpu, a0, a1));
         if w.eintr > 0 {

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::protocol as proto;
 
 use crate::abi;
 use crate::args::{Profile, RunArgs};
@@ -35,6 +37,7 @@ pub fn launch<T: Tsm>(
     has_v: bool,
     mut out: Box<dyn Write + Send>,
 ) -> Result<Report, String> {
+    let started = Instant::now();
     let info = tsm
         .get_info()
         .map_err(|e| format!("{}: {}", args.device, tsm.explain(e)))?;
@@ -81,11 +84,40 @@ pub fn launch<T: Tsm>(
         max_exits: args.max_exits,
         verbose: args.verbose,
         hsm_sync: (plan.profile == Profile::Guestvm).then_some(HSM_SYNC_LIMIT),
+        nop_eid: match args.bench {
+            Some(b) if b.in_kernel => proto::EID_GVM,
+            _ => 0,
+        },
     };
     let profile = plan.profile;
     drop(plan);
     let vm = Vm::new(tsm, cfg, mem, out);
+    let t0 = Instant::now();
     let end = vm.run();
+    if args.verbose {
+        if let Some(t) = vm.first_line.get() {
+            eprintln!(
+                "salus-vmm: launch: first console output {:.3} s after start",
+                t.duration_since(started).as_secs_f64()
+            );
+        }
+    }
+    if let Some(b) = args.bench {
+        // Under `-icount shift=0` a nanosecond is an instruction (one busy
+        // hart): the round trip in instructions, TVM start amortized.
+        let ns = t0.elapsed().as_nanos() as f64;
+        let name = if b.in_kernel {
+            "vmm_ecall_kernel"
+        } else {
+            "vmm_ecall_roundtrip"
+        };
+        println!(
+            "salus-vmm: bench {name} {:.0} ns per ecall ({} ecalls in {:.0} ns)",
+            ns / b.ecalls as f64,
+            b.ecalls,
+            ns
+        );
+    }
     Ok(Report {
         profile,
         end,

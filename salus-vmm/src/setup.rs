@@ -149,6 +149,9 @@ pub fn plan(args: &RunArgs, inputs: Inputs, max_vcpus: u64, has_v: bool) -> Resu
         if vcpus >= 2 {
             arg |= proto::ARG_HAS_VCPU1;
         }
+        if let Some(b) = args.bench {
+            arg |= proto::ARG_BENCH_ECALL | (b.ecalls << proto::ARG_ITERS_SHIFT);
+        }
         return Ok(Plan {
             profile: Profile::Guestvm,
             region: Range::new(proto::REGION_GPA, proto::REGION_LEN),

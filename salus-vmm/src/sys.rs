@@ -123,11 +123,12 @@ impl Tsm for Device {
         self.ioctl("FINALIZE", abi::FINALIZE, &mut f, true)
     }
 
-    fn run_vcpu(&self, vcpu: u64, a0: u64, a1: u64) -> TsmResult<Exit> {
+    fn run_vcpu(&self, vcpu: u64, a0: u64, a1: u64, nop_eid: u64) -> TsmResult<Exit> {
         let mut r = abi::Run {
             vcpu_id: vcpu,
             a0,
             a1,
+            nop_eid,
             ..Default::default()
         };
         self.ioctl("RUN_VCPU", abi::RUN_VCPU, &mut r, false)?;

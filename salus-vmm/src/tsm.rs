@@ -151,7 +151,9 @@ pub trait Tsm: Send + Sync + 'static {
     fn finalize(&self, entry: u64, arg: u64) -> TsmResult<()>;
     /// Runs `vcpu` with `(a0, a1)` as the answer to its previous exit.
     /// `EINTR` is returned to the caller (who checks whether to stop).
-    fn run_vcpu(&self, vcpu: u64, a0: u64, a1: u64) -> TsmResult<Exit>;
+    /// `nop_eid` (0: none): forwarded ecalls with that a7 the driver
+    /// answers (0, 0) itself (the in-kernel bench).
+    fn run_vcpu(&self, vcpu: u64, a0: u64, a1: u64, nop_eid: u64) -> TsmResult<Exit>;
     fn last_error(&self) -> TsmResult<(i64, u64)>;
     /// A fresh zeroed, page-aligned, writable page of user memory.
     fn new_host_page(&self) -> std::io::Result<Self::Page>;

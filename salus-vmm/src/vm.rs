@@ -35,6 +35,8 @@ pub struct Config {
     /// A vCPU that starts another with HSM waits until that one stops
     /// (guestvm's secondary-vCPU test relies on it), at most this long.
     pub hsm_sync: Option<Duration>,
+    /// Forwarded ecalls the driver answers itself (0: none; the bench).
+    pub nop_eid: u64,
 }
 
 /// How the TVM ended.
@@ -96,6 +98,8 @@ pub struct Vm<T: Tsm> {
     mem: Mutex<Memory<T::Page>>,
     dev: Mutex<guestvm::Device>,
     console: Mutex<Console>,
+    /// When the TVM first printed (the launch bench).
+    pub first_line: std::sync::OnceLock<std::time::Instant>,
     sched: Mutex<Sched>,
     cv: Condvar,
     ended: AtomicBool,
@@ -131,6 +135,7 @@ impl<T: Tsm> Vm<T> {
             cfg,
             mem: Mutex::new(mem),
             dev: Mutex::new(guestvm::Device::default()),
+            first_line: std::sync::OnceLock::new(),
             console: Mutex::new(Console {
                 lines: LineBuf::default(),
                 out,
@@ -228,7 +233,7 @@ impl<T: Tsm> Vm<T> {
                 if self.ended.load(Relaxed) {
                     return;
                 }
-                let x = match self.tsm.run_vcpu(id, a0, a1) {
+                let x = match self.tsm.run_vcpu(id, a0, a1, self.cfg.nop_eid) {
                     Ok(x) => x,
                     Err(e) if e.is(errno::EINTR) => continue,
                     Err(e) => {
@@ -327,6 +332,7 @@ impl<T: Tsm> Vm<T> {
     }
 
     fn console_bytes(&self, b: &[u8]) {
+        let _ = self.first_line.set(std::time::Instant::now());
         let mut c = lock(&self.console);
         for line in c.lines.push(b) {
             let _ = writeln!(c.out, "{line}");

@@ -38,7 +38,7 @@ const TEE_BENCHES: [&str; 5] = [
 const WALL_RUNS: usize = 3;
 
 /// (name, target upper bound).
-const TARGETS: [(&str, f64); 7] = [
+const TARGETS: [(&str, f64); 9] = [
     ("sbi_null_roundtrip", 250.0),
     ("boot_to_host_2g", 200_000_000.0),
     ("run_tellus_wall", 2.0),
@@ -46,6 +46,8 @@ const TARGETS: [(&str, f64); 7] = [
     ("measured_page_overhead_pct", 5.0),
     ("measured_page_instructions", 60_000.0),
     ("tvm_ecall_roundtrip", 1_000.0),
+    ("vmm_ecall_roundtrip", 20_000.0),
+    ("vmm_ecall_kernel", 3_000.0),
 ];
 
 fn describe_failure(what: &str, out: &RunOutput) -> String {
@@ -99,6 +101,14 @@ fn main() -> ExitCode {
     let mut errors: Vec<String> = Vec::new();
     // Values for the target table, by name.
     let mut values: Vec<(String, f64)> = Vec::new();
+
+    // SALUS_BENCH_ONLY=vmm: only the salus-vmm figures (issue 9).
+    if std::env::var("SALUS_BENCH_ONLY").as_deref() == Ok("vmm") {
+        let (figs, errs) = xtests::vmm_bench::run_vmm_benches(ICOUNT);
+        print_figures(&figs, &mut values);
+        errors.extend(errs);
+        return finish(&errors);
+    }
 
     // SALUS_BENCH_ONLY=load: only the salus-load figures (issue 14).
     if std::env::var("SALUS_BENCH_ONLY").as_deref() == Ok("load") {
@@ -214,6 +224,11 @@ fn main() -> ExitCode {
     print_figures(&figs, &mut values);
     errors.extend(errs);
     let (figs, errs) = xtests::linux_bench::run_load_benches(Some(ICOUNT));
+    print_figures(&figs, &mut values);
+    errors.extend(errs);
+
+    // TVMs from the Linux host: salus-vmm and salus-tsm.ko (issue 9).
+    let (figs, errs) = xtests::vmm_bench::run_vmm_benches(ICOUNT);
     print_figures(&figs, &mut values);
     errors.extend(errs);
 

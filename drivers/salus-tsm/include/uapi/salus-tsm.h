@@ -164,6 +164,12 @@ struct salus_tsm_run {
 	__u32 resumable;
 	__u32 reserved;
 	/*
+	 * in: a forwarded ecall with a7 == nop_eid (0: none) is answered
+	 * (0, 0) inside the driver and the vCPU runs on, never reaching
+	 * userspace (the in-kernel round trip salus-vmm's bench measures).
+	 */
+	__u64 nop_eid;
+	/*
 	 * out: a DBCN console_write exit (scause 10, a[7] = DBCN, a[6] = 0)
 	 * carries a[0] bytes here (the TVM's call already returned a[0]).
 	 */
