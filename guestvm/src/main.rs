@@ -31,6 +31,15 @@ use protocol::*;
 const EID_DBCN: u64 = 0x4442_434E;
 const EID_SRST: u64 = 0x5352_5354;
 const EID_COVG: u64 = 0x434F_5647;
+const EID_BASE: u64 = 0x10;
+const EID_SPI: u64 = 0x0073_5049;
+const EID_RFNC: u64 = 0x5246_4E43;
+const EID_PMU: u64 = 0x0050_4D55;
+const EID_NACL: u64 = 0x4E41_434C;
+const EID_COVH: u64 = 0x434F_5648;
+const ERR_NOT_SUPPORTED: i64 = -2;
+/// sip.SSIP: a supervisor software interrupt (an IPI) is pending.
+const SIP_SSIP: u64 = 1 << 1;
 const COVG_ADD_MMIO: u64 = 0;
 const COVG_REMOVE_MMIO: u64 = 1;
 const COVG_SHARE: u64 = 2;
@@ -152,6 +161,9 @@ const STACK2_SIZE: usize = 4096;
 struct Stack2([u8; STACK2_SIZE]);
 static mut STACK2: Stack2 = Stack2([0; STACK2_SIZE]);
 
+/// vCPU 1's send_ipi(vCPU 0) result.
+static SECONDARY_IPI: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
 /// Written by vCPU 1 (started through SBI HSM), read by vCPU 0.
 static SECONDARY_MARK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -165,10 +177,12 @@ const ERR_ALREADY_AVAILABLE: i64 = -6;
 const SECONDARY_MAGIC: u64 = 0x5ec0_0d0c_0000_0001;
 
 /// vCPU 1's life: leave a mark for vCPU 0 (confidential memory both see),
-/// then stop.
+/// send vCPU 0 an IPI (SBI IPI, served by the TSM), then stop.
 #[no_mangle]
 extern "C" fn guestvm_secondary_main(vcpu: u64, opaque: u64) -> ! {
     SECONDARY_MARK.store(opaque ^ vcpu, core::sync::atomic::Ordering::Release);
+    let r = ecall(EID_SPI, 0, [1, 0, 0, 0, 0, 0]);
+    SECONDARY_IPI.store(r.error as u64, core::sync::atomic::Ordering::Release);
     ecall(EID_HSM, 1, [0; 6]);
     loop {
         // SAFETY: wfi has no memory effects.
@@ -742,6 +756,7 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
     }
     run_test(&mut t, "ecall_regs", test_ecall_regs);
     run_test(&mut t, "covg_errors", test_covg_errors);
+    run_test(&mut t, "tsm_sbi", test_tsm_sbi);
     if arg & ARG_HAS_VCPU1 != 0 {
         run_test(&mut t, "secondary_vcpu", test_secondary_vcpu);
     }
@@ -763,6 +778,113 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     shutdown(true)
 }
 
+/// Reads and clears sip.SSIP (interrupts stay disabled: sie is 0).
+fn take_ssip() -> bool {
+    let sip: u64;
+    // SAFETY: CSR accesses with no memory effects.
+    unsafe {
+        asm!("csrr {0}, sip", out(reg) sip);
+        asm!("csrc sip, {0}", in(reg) SIP_SSIP);
+    }
+    sip & SIP_SSIP != 0
+}
+
+/// The SBI the TSM serves to the TVM (the host cannot answer for it):
+/// probe results, BASE, an unserved extension, RFENCE, a self IPI, and
+/// DBCN from confidential memory.
+fn test_tsm_sbi() -> TestResult {
+    for (eid, want) in [
+        (EID_BASE, 1),
+        (EID_SPI, 1),
+        (EID_RFNC, 1),
+        (EID_HSM, 1),
+        (EID_SRST, 1),
+        (EID_DBCN, 1),
+        (EID_COVG, 1),
+        (EID_PMU, 0),
+        (EID_NACL, 0),
+        (EID_COVH, 0),
+        (0x01, 0),
+        (EID_GVM, 0),
+    ] {
+        let r = ecall(EID_BASE, 3, [eid, 0, 0, 0, 0, 0]);
+        ensure!(
+            r.error == 0 && r.value == want,
+            "probe_extension({eid:#x}) = ({}, {}), want (0, {want})",
+            r.error,
+            r.value
+        );
+    }
+    let v = ecall(EID_BASE, 0, [0; 6]);
+    ensure!(
+        v.error == 0 && v.value == 2 << 24,
+        "spec version {:#x}",
+        v.value
+    );
+    let id = ecall(EID_BASE, 1, [0; 6]);
+    ensure!(
+        id.error == 0 && id.value == 0x5341_4c55,
+        "impl id {:#x}",
+        id.value
+    );
+    // Not served, and not the host's to answer either.
+    let pmu = ecall(EID_PMU, 0, [0; 6]);
+    ensure!(
+        pmu.error == ERR_NOT_SUPPORTED,
+        "PMU num_counters: error {}",
+        pmu.error
+    );
+    // RFENCE among our vCPUs: all, fence.i, a vCPU that does not exist,
+    // the hypervisor fences.
+    let r = ecall(EID_RFNC, 1, [0, u64::MAX, 0, u64::MAX, 0, 0]);
+    ensure!(r.error == 0, "remote_sfence_vma(all): error {}", r.error);
+    let r = ecall(EID_RFNC, 0, [1, 0, 0, 0, 0, 0]);
+    ensure!(r.error == 0, "remote_fence_i(vCPU 0): error {}", r.error);
+    let r = ecall(EID_RFNC, 1, [1, 7, 0, 4096, 0, 0]);
+    ensure!(
+        r.error == ERR_INVALID_PARAM,
+        "remote_sfence_vma(vCPU 7): error {}",
+        r.error
+    );
+    let r = ecall(EID_RFNC, 3, [1, 0, 0, 4096, 0, 0]);
+    ensure!(
+        r.error == ERR_NOT_SUPPORTED,
+        "remote_hfence_gvma_vmid: error {}",
+        r.error
+    );
+    // An IPI to ourselves is pending when the call returns.
+    ensure!(!take_ssip(), "sip.SSIP set before any IPI");
+    let r = ecall(EID_SPI, 0, [1, 0, 0, 0, 0, 0]);
+    ensure!(r.error == 0, "send_ipi(self): error {}", r.error);
+    ensure!(take_ssip(), "send_ipi(self): sip.SSIP clear");
+    let r = ecall(EID_SPI, 0, [1, 6, 0, 0, 0, 0]);
+    ensure!(
+        r.error == ERR_INVALID_PARAM,
+        "send_ipi(vCPU 6): error {}",
+        r.error
+    );
+    // DBCN straight from confidential memory (the TSM copies it out).
+    static LINE: &[u8] = b"guestvm: dbcn from confidential memory\n";
+    let r = ecall(
+        EID_DBCN,
+        0,
+        [LINE.len() as u64, LINE.as_ptr() as u64, 0, 0, 0, 0],
+    );
+    ensure!(
+        r.error == 0 && r.value == LINE.len() as u64,
+        "console_write(confidential) = ({}, {})",
+        r.error,
+        r.value
+    );
+    let r = ecall(EID_DBCN, 0, [8, 0x1000, 0, 0, 0, 0]);
+    ensure!(
+        r.error == ERR_INVALID_PARAM,
+        "console_write(unmapped): error {}",
+        r.error
+    );
+    Ok(())
+}
+
 /// A second vCPU of this TVM, started with SBI HSM (the TSM starts it; the
 /// host runs it on another hart), runs, writes memory vCPU 0 sees, stops.
 fn test_secondary_vcpu() -> TestResult {
@@ -772,6 +894,10 @@ fn test_secondary_vcpu() -> TestResult {
     // The host ran vCPU 1 to its hart_stop before resuming us.
     let mark = SECONDARY_MARK.load(core::sync::atomic::Ordering::Acquire);
     ensure!(mark == SECONDARY_MAGIC ^ 1, "vCPU 1 left mark {mark:#x}");
+    // vCPU 1's IPI reached us through the TSM (we were not running).
+    let ipi = SECONDARY_IPI.load(core::sync::atomic::Ordering::Acquire);
+    ensure!(ipi == 0, "vCPU 1's send_ipi(vCPU 0): error {}", ipi as i64);
+    ensure!(take_ssip(), "vCPU 1's IPI never arrived (sip.SSIP clear)");
     let st = ecall(EID_HSM, 2, [1, 0, 0, 0, 0, 0]);
     ensure!(
         st.error == 0 && st.value == HSM_STOPPED,

@@ -79,7 +79,7 @@ pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> 
             Ok(0)
         }
         EID_SPI if fid == spi::SEND_IPI as u64 => send_ipi(vcpu, a[0], a[1]),
-        EID_RFNC => rfence(fid, args),
+        EID_RFNC => rfence(vcpu, fid, args),
         EID_SRST if fid == srst::SYSTEM_RESET as u64 => {
             let r = check_reset(a[0], a[1]);
             if r.is_ok() {
@@ -159,11 +159,7 @@ fn send_ipi(me: &VcpuState, mask: u64, base: u64) -> SbiResult {
             .map_err(|_| SbiError::Failed)?;
         let n = super::tvm::MAX_VCPUS as u64;
         // Every named vCPU must exist before any IPI is sent.
-        let mut missing = false;
-        sel.for_each(n, |id| missing |= tvm.vcpu(id).is_none())?;
-        if missing && !matches!(sel, HartSelection::All) {
-            return Err(SbiError::InvalidParam);
-        }
+        named_vcpus_exist(tvm, sel)?;
         let here = crate::arch::entry::hart_id();
         sel.for_each(n, |id| {
             if let Some(t) = tvm.vcpu(id) {
@@ -185,7 +181,7 @@ fn send_ipi(me: &VcpuState, mask: u64, base: u64) -> SbiResult {
 /// TVM through the fence IPI (it traps with the TVM's VMID loaded), and
 /// every other hart when it next enters the TVM (run flushes the TVM's
 /// VS-stage on every entry).
-fn rfence(fid: u64, a: [u64; 6]) -> SbiResult {
+fn rfence(me_vcpu: &VcpuState, fid: u64, a: [u64; 6]) -> SbiResult {
     match fid as usize {
         rfnc::REMOTE_FENCE_I => {}
         rfnc::REMOTE_SFENCE_VMA | rfnc::REMOTE_SFENCE_VMA_ASID => {
@@ -197,12 +193,34 @@ fn rfence(fid: u64, a: [u64; 6]) -> SbiResult {
         // A TVM is not a hypervisor.
         _ => return Err(SbiError::NotSupported),
     }
-    HartSelection::decode(a[0], a[1]).for_each(super::tvm::MAX_VCPUS as u64, |_| {})?;
+    check_vcpus(me_vcpu, HartSelection::decode(a[0], a[1]))?;
     let me = crate::arch::entry::hart_id();
     crate::arch::hfence_vvma_all();
     crate::arch::fence_i();
     crate::hart::remote_fence(me, crate::hart::all_harts() & !(1 << me));
     Ok(0)
+}
+
+/// SBI's INVALID_PARAM for a hart mask naming a vCPU the TVM lacks ("all"
+/// means the vCPUs it has).
+fn named_vcpus_exist(tvm: &super::tvm::Tvm, sel: HartSelection) -> SbiResult {
+    let mut missing = false;
+    sel.for_each(super::tvm::MAX_VCPUS as u64, |id| {
+        missing |= tvm.vcpu(id).is_none()
+    })?;
+    if missing && !matches!(sel, HartSelection::All) {
+        return Err(SbiError::InvalidParam);
+    }
+    Ok(0)
+}
+
+fn check_vcpus(v: &VcpuState, sel: HartSelection) -> SbiResult {
+    let mut tsm = TSM.lock();
+    let tvm = tsm
+        .tvms
+        .get(v.tvm.raw() as u64)
+        .map_err(|_| SbiError::Failed)?;
+    named_vcpus_exist(tvm, sel)
 }
 
 fn check_reset(kind: u64, reason: u64) -> SbiResult {
