@@ -120,22 +120,8 @@ pub fn decode_mmio(access: Access, htinst: u64) -> Result<Mmio, String> {
     Ok(m)
 }
 
-pub const fn truncate(v: u64, width: u64) -> u64 {
-    if width >= 8 {
-        v
-    } else {
-        v & ((1u64 << (8 * width)) - 1)
-    }
-}
-
-pub const fn sign_extend(v: u64, width: u64) -> u64 {
-    if width >= 8 {
-        v
-    } else {
-        let shift = 64 - 8 * width;
-        (((v << shift) as i64) >> shift) as u64
-    }
-}
+// Width arithmetic is guestvm's protocol's (the same for any MMIO).
+use crate::protocol::{sign_extend, truncate};
 
 impl Mmio {
     /// What a load of this kind leaves in its register when the device

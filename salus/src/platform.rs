@@ -29,6 +29,17 @@ pub struct Platform {
     pub mimpid: u64,
 }
 
+impl Platform {
+    /// What SBI BASE reports about the machine.
+    pub fn machine_ids(&self) -> sbi_abi::MachineIds {
+        sbi_abi::MachineIds {
+            mvendorid: self.mvendorid,
+            marchid: self.marchid,
+            mimpid: self.mimpid,
+        }
+    }
+}
+
 static PLATFORM: Once<Platform> = Once::new();
 
 pub fn set(p: Platform) {

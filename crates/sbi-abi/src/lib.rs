@@ -19,6 +19,46 @@ pub const SALUS_IMPL_VERSION: u64 = 0x0001_0000;
 pub const LEGACY_CONSOLE_PUTCHAR: u64 = 0x01;
 pub const LEGACY_CONSOLE_GETCHAR: u64 = 0x02;
 
+/// The machine ids BASE reports (`mvendorid`, `marchid`, `mimpid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MachineIds {
+    pub mvendorid: u64,
+    pub marchid: u64,
+    pub mimpid: u64,
+}
+
+/// A BASE call of Salus's (to the host or to a TVM): `probe` says which
+/// extensions that caller has.
+pub fn base_answer(fid: u64, arg: u64, ids: MachineIds, probe: impl Fn(u64) -> bool) -> SbiResult {
+    match fid as usize {
+        base::GET_SBI_SPEC_VERSION => Ok(SPEC_VERSION),
+        base::GET_SBI_IMPL_ID => Ok(SALUS_IMPL_ID),
+        base::GET_SBI_IMPL_VERSION => Ok(SALUS_IMPL_VERSION),
+        base::PROBE_EXTENSION => Ok(probe(arg) as u64),
+        base::GET_MVENDORID => Ok(ids.mvendorid),
+        base::GET_MARCHID => Ok(ids.marchid),
+        base::GET_MIMPID => Ok(ids.mimpid),
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
+/// Checks an RFENCE call whose callers are not hypervisors: fence.i and
+/// sfence.vma[_asid] (their address range must not wrap; `size` all-ones
+/// means everything); the hfence calls are `NotSupported`.
+pub fn check_rfence(fid: u64, start: u64, size: u64) -> Result<(), SbiError> {
+    match fid as usize {
+        rfnc::REMOTE_FENCE_I => Ok(()),
+        rfnc::REMOTE_SFENCE_VMA | rfnc::REMOTE_SFENCE_VMA_ASID => {
+            if size != u64::MAX && start.checked_add(size).is_none() {
+                Err(SbiError::InvalidAddress)
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(SbiError::NotSupported),
+    }
+}
+
 /// SBI error codes (SBI 2.0 table 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i64)]
@@ -161,6 +201,32 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfence_checks() {
+        assert_eq!(check_rfence(0, 0, 0), Ok(()));
+        assert_eq!(check_rfence(1, u64::MAX, u64::MAX), Ok(()));
+        assert_eq!(check_rfence(2, u64::MAX, 2), Err(SbiError::InvalidAddress));
+        for hfence in 3..=6 {
+            assert_eq!(check_rfence(hfence, 0, 0), Err(SbiError::NotSupported));
+        }
+    }
+
+    #[test]
+    fn base_answers() {
+        let ids = MachineIds {
+            mvendorid: 1,
+            marchid: 2,
+            mimpid: 3,
+        };
+        let probe = |e: u64| e == 0x10;
+        assert_eq!(base_answer(0, 0, ids, probe), Ok(SPEC_VERSION));
+        assert_eq!(base_answer(3, 0x10, ids, probe), Ok(1));
+        assert_eq!(base_answer(3, 0x11, ids, probe), Ok(0));
+        assert_eq!(base_answer(4, 0, ids, probe), Ok(1));
+        assert_eq!(base_answer(6, 0, ids, probe), Ok(3));
+        assert_eq!(base_answer(7, 0, ids, probe), Err(SbiError::NotSupported));
+    }
 
     #[test]
     fn error_codes_round_trip() {

@@ -114,17 +114,7 @@ fn supd_call(fid: u64) -> SbiResult {
 }
 
 fn base_call(fid: u64, arg: u64) -> SbiResult {
-    let p = platform::get();
-    match fid as usize {
-        base::GET_SBI_SPEC_VERSION => Ok(sbi_abi::SPEC_VERSION),
-        base::GET_SBI_IMPL_ID => Ok(sbi_abi::SALUS_IMPL_ID),
-        base::GET_SBI_IMPL_VERSION => Ok(sbi_abi::SALUS_IMPL_VERSION),
-        base::PROBE_EXTENSION => Ok(implemented(arg) as u64),
-        base::GET_MVENDORID => Ok(p.mvendorid),
-        base::GET_MARCHID => Ok(p.marchid),
-        base::GET_MIMPID => Ok(p.mimpid),
-        _ => Err(SbiError::NotSupported),
-    }
+    sbi_abi::base_answer(fid, arg, platform::get().machine_ids(), implemented)
 }
 
 fn send_ipi(me: usize, mask: u64, mask_base: u64) -> SbiResult {
@@ -147,17 +137,8 @@ fn send_ipi(me: usize, mask: u64, mask_base: u64) -> SbiResult {
 }
 
 fn rfence(me: usize, fid: u64, a: [u64; 6]) -> SbiResult {
-    match fid as usize {
-        rfnc::REMOTE_FENCE_I => {}
-        rfnc::REMOTE_SFENCE_VMA | rfnc::REMOTE_SFENCE_VMA_ASID => {
-            let (start, size) = (a[2], a[3]);
-            if size != u64::MAX && start.checked_add(size).is_none() {
-                return Err(SbiError::InvalidAddress);
-            }
-        }
-        // The hfence calls are for hypervisors; the host is not one here.
-        _ => return Err(SbiError::NotSupported),
-    }
+    // The hfence calls are for hypervisors; the host is not one here.
+    sbi_abi::check_rfence(fid, a[2], a[3])?;
     let nharts = platform::get().nharts as u64;
     let mut targets = 0u64;
     HartSelection::decode(a[0], a[1]).for_each(nharts, |h| targets |= 1 << h)?;

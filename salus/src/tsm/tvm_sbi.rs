@@ -132,17 +132,7 @@ fn done(v: &mut VcpuPrivate, notify: bool, a: [u64; 8]) -> Served {
 }
 
 fn base_call(fid: u64, arg: u64) -> SbiResult {
-    let p = platform::get();
-    match fid as usize {
-        base::GET_SBI_SPEC_VERSION => Ok(sbi_abi::SPEC_VERSION),
-        base::GET_SBI_IMPL_ID => Ok(sbi_abi::SALUS_IMPL_ID),
-        base::GET_SBI_IMPL_VERSION => Ok(sbi_abi::SALUS_IMPL_VERSION),
-        base::PROBE_EXTENSION => Ok(served(arg) as u64),
-        base::GET_MVENDORID => Ok(p.mvendorid),
-        base::GET_MARCHID => Ok(p.marchid),
-        base::GET_MIMPID => Ok(p.mimpid),
-        _ => Err(SbiError::NotSupported),
-    }
+    sbi_abi::base_answer(fid, arg, platform::get().machine_ids(), served)
 }
 
 /// SBI IPI among the TVM's own vCPUs (hart ids are vCPU ids): the target's
@@ -182,17 +172,8 @@ fn send_ipi(me: &VcpuState, mask: u64, base: u64) -> SbiResult {
 /// every other hart when it next enters the TVM (run flushes the TVM's
 /// VS-stage on every entry).
 fn rfence(me_vcpu: &VcpuState, fid: u64, a: [u64; 6]) -> SbiResult {
-    match fid as usize {
-        rfnc::REMOTE_FENCE_I => {}
-        rfnc::REMOTE_SFENCE_VMA | rfnc::REMOTE_SFENCE_VMA_ASID => {
-            let (start, size) = (a[2], a[3]);
-            if size != u64::MAX && start.checked_add(size).is_none() {
-                return Err(SbiError::InvalidAddress);
-            }
-        }
-        // A TVM is not a hypervisor.
-        _ => return Err(SbiError::NotSupported),
-    }
+    // A TVM is not a hypervisor: no hfence calls.
+    sbi_abi::check_rfence(fid, a[2], a[3])?;
     check_vcpus(me_vcpu, HartSelection::decode(a[0], a[1]))?;
     let me = crate::arch::entry::hart_id();
     crate::arch::hfence_vvma_all();
