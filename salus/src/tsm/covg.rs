@@ -97,12 +97,23 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
     (r, fence)
 }
 
-/// True if `gpa` lies in an MMIO region the TVM of `v` declared.
-pub fn is_mmio(v: &VcpuState, gpa: u64) -> bool {
+/// Where a faulting GPA of the TVM of `v` lies.
+pub enum GpaKind {
+    /// An MMIO region the TVM declared: the host emulates it.
+    Mmio,
+    /// Its confidential memory (demand zero, shared pages): the host adds.
+    Memory,
+    /// Neither: no device or memory is there, as on real hardware.
+    Outside,
+}
+
+pub fn gpa_kind(v: &VcpuState, gpa: u64) -> GpaKind {
+    let g = hyp_addr::GuestPhysAddr::new(gpa);
     let mut tsm = TSM.lock();
     match tsm.tvms.get(v.tvm.raw() as u64) {
-        Ok(tvm) => tvm.mmio.find(hyp_addr::GuestPhysAddr::new(gpa)).is_some(),
-        Err(_) => false,
+        Ok(tvm) if tvm.mmio.find(g).is_some() => GpaKind::Mmio,
+        Ok(tvm) if tvm.confidential.find(g).is_none() => GpaKind::Outside,
+        _ => GpaKind::Memory,
     }
 }
 

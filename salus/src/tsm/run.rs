@@ -2,6 +2,7 @@
 //! TVM exits the TSM handles itself or reports to the host through the NACL
 //! shared memory.
 
+use super::covg::GpaKind;
 use super::host_side::HostSide;
 use super::tvm_sbi::{self, Served};
 use super::vcpu::{Pending, VcpuPrivate, VcpuState, VsCsrs, VEC_AREA_OFFSET};
@@ -453,10 +454,20 @@ fn run_until_exit(
                 let htval = csr::read!(num::HTVAL);
                 let htinst = csr::read!(num::HTINST);
                 let gpa = (htval << 2) | (stval & 3);
-                if scause != 20 && super::covg::is_mmio(vcpu, gpa) {
-                    if let Some(exit) = mmio_exit(v, scause, stval, htval, htinst) {
-                        return exit;
+                match super::covg::gpa_kind(vcpu, gpa) {
+                    GpaKind::Mmio if scause != 20 => {
+                        if let Some(exit) = mmio_exit(v, scause, stval, htval, htinst) {
+                            return exit;
+                        }
                     }
+                    // No memory and no device there (or code fetched from
+                    // a device): an access fault, as on real hardware; the
+                    // host is never asked.
+                    GpaKind::Mmio | GpaKind::Outside => {
+                        inject_exception(&mut v.regs, access_fault(scause), stval);
+                        continue;
+                    }
+                    GpaKind::Memory => {}
                 }
                 return Exit::PageFault {
                     cause: scause,
@@ -473,6 +484,15 @@ fn run_until_exit(
                 inject_exception(&mut v.regs, other, tval);
             }
         }
+    }
+}
+
+/// The access fault for a guest page fault cause (20, 21, 23).
+fn access_fault(guest_page_fault: u64) -> u64 {
+    match guest_page_fault {
+        20 => 1,
+        21 => 5,
+        _ => 7,
     }
 }
 

@@ -27,9 +27,8 @@ pub fn run(p: &Platform, cx: &mut Ctx) {
     });
 }
 
-/// A finalized TVM whose first instruction faults (`ld a0, 0(zero);
-/// j .-4`): every run is one entry and one exit (a load guest page fault at
-/// GPA 0), cheap and deterministic.
+/// A finalized TVM that exits on every run (`EXIT_LOOP_CODE`: a forwarded
+/// ecall): every run is one entry and one exit, cheap and deterministic.
 struct Faulter {
     id: u64,
     base: u64,
@@ -38,7 +37,11 @@ struct Faulter {
 }
 
 fn faulter(t: &mut T, p: &Platform, cx: &mut Ctx) -> Option<Faulter> {
-    tvm_with_code(t, p, cx, &0xffdf_f06f_0000_3503u64.to_le_bytes())
+    let w = crate::tee::exit_loop_words();
+    let mut code = [0u8; 16];
+    code[..8].copy_from_slice(&w[0].to_le_bytes());
+    code[8..].copy_from_slice(&w[1].to_le_bytes());
+    tvm_with_code(t, p, cx, &code)
 }
 
 /// A finalized one-vCPU TVM whose code page (GPA 0x8000_0000, its entry

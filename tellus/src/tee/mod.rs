@@ -28,5 +28,20 @@ pub use nacl::*;
 pub use pool::*;
 pub use run::*;
 
+/// Code for a TVM that exits on every run, cheaply and always the same
+/// way: `lui a7, 0x08000; 1: ecall; j 1b` (a forwarded ecall, EID
+/// 0x0800_0000; a fault would do only inside the TVM's region, since a GPA
+/// outside every region faults back into the TVM).
+pub const EXIT_LOOP_CODE: [u32; 4] = [0x0800_08b7, 0x0000_0073, 0xffdf_f06f, 0];
+
+/// `EXIT_LOOP_CODE` as the u64 words of a code page.
+pub fn exit_loop_words() -> [u64; 2] {
+    let c = EXIT_LOOP_CODE;
+    [
+        c[0] as u64 | (c[1] as u64) << 32,
+        c[2] as u64 | (c[3] as u64) << 32,
+    ]
+}
+
 /// The guestvm image tellus loads (see build.rs).
 pub static GUESTVM: &[u8] = include_bytes!(env!("TELLUS_GUESTVM_BIN"));

@@ -8,6 +8,9 @@ use crate::{arch, harts, sbi};
 
 // ---- 6. negative: per-TVM calls ---------------------------------------------
 
+/// Where the negative-test guest's load faults.
+const FAULT_GPA: u64 = 0x8010_0000;
+
 pub fn test_neg_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let mark = cx.pool.mark();
     let info = cx.info;
@@ -15,8 +18,13 @@ pub fn test_neg_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let base = cx.pool.alloc(need * PAGE, SIZE_2M).unwrap();
     let params = cx.pool.alloc(PAGE, PAGE).unwrap();
     let src = cx.pool.alloc(4 * PAGE, PAGE).unwrap();
-    // A guest whose first instruction faults: `ld a0, 0(zero); j .-4`.
-    wr(src, 0xffdf_f06f_0000_3503);
+    // A guest whose load faults to the host: an unmapped GPA inside its
+    // region (a GPA outside every region would fault back into the TVM):
+    // `li a0, 1; slli a0, a0, 31; lui t0, 0x100; add a0, a0, t0;
+    //  1: ld a0, 0(a0); j 1b`.
+    wr(src, 0x01f5_1513_0010_0513);
+    wr(src + 8, 0x0055_0533_0010_02b7);
+    wr(src + 16, 0xffdf_f06f_0005_3503);
     let spare_host = cx.pool.alloc(4 * PAGE, PAGE).unwrap();
     if !convert(t, p, cx, base, need) {
         return;
@@ -456,7 +464,7 @@ pub fn test_neg_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
         x.scause
     );
     let _ = sbi::set_timer(u64::MAX);
-    // One run: a guest load page fault at GPA 0 (outside every region).
+    // One run: a guest load page fault at FAULT_GPA (in the region, unmapped).
     let mut x = run_vcpu(id, 0);
     let mut n = 0;
     while x.error == OK && x.scause & arch::SCAUSE_INTERRUPT != 0 && n < 1000 {
@@ -467,8 +475,8 @@ pub fn test_neg_tvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let htval = nacl_csr(boot, cove_abi::nacl::csr::HTVAL);
     check!(
         t,
-        x.error == OK && x.scause == 21 && cove_abi::covh::fault_gpa(htval, x.stval) == 0,
-        "first run: error {} value {} scause {:#x} stval {:#x} htval {:#x} (want a load guest page fault at 0)",
+        x.error == OK && x.scause == 21 && cove_abi::covh::fault_gpa(htval, x.stval) == FAULT_GPA,
+        "first run: error {} value {} scause {:#x} stval {:#x} htval {:#x} (want a load guest page fault at {FAULT_GPA:#x})",
         x.error, x.value, x.scause, x.stval, htval
     );
 
