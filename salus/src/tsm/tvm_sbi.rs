@@ -24,9 +24,12 @@ const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
 const EID_HSM: u64 = hsm::EID_HSM as u64;
 const EID_SRST: u64 = srst::EID_SRST as u64;
 const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+/// Salus's TVM entropy call (a vendor-range EID the TSM serves itself):
+/// FID 0 returns 64 fresh bits (crate::entropy).
+pub const EID_SALUS_ENTROPY: u64 = 0x0953_524E;
 
 /// EIDs whose calls go to the host for an answer (SBI's experimental and
-/// vendor-specific ranges).
+/// vendor-specific ranges, but for Salus's own EID_SALUS_ENTROPY).
 pub const fn forwarded(eid: u64) -> bool {
     eid >= 0x0800_0000 && eid <= 0x09ff_ffff
 }
@@ -37,6 +40,7 @@ fn served(eid: u64) -> bool {
     match eid {
         EID_BASE | EID_SPI | EID_RFNC | EID_HSM | EID_SRST | EID_DBCN => true,
         EID_TIME => platform::get().has_sstc,
+        EID_SALUS_ENTROPY => crate::entropy::available(),
         _ => eid == EID_COVG,
     }
 }
@@ -107,6 +111,8 @@ pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> 
             dbcn::CONSOLE_READ => Ok(0),
             _ => Err(SbiError::NotSupported),
         },
+        EID_SALUS_ENTROPY if fid == 0 => crate::entropy::draw().ok_or(SbiError::NotSupported),
+        EID_SALUS_ENTROPY => Err(SbiError::NotSupported),
         _ if forwarded(eid) => {
             v.pending = Pending::Ecall;
             return Served::Forward;
