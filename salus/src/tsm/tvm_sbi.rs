@@ -34,6 +34,12 @@ pub const fn forwarded(eid: u64) -> bool {
     eid >= 0x0800_0000 && eid <= 0x09ff_ffff
 }
 
+/// The host answers this EID (the run loop checks it first).
+#[inline(always)]
+pub fn for_host(eid: u64) -> bool {
+    forwarded(eid) && eid != EID_SALUS_ENTROPY
+}
+
 /// Extensions the TSM serves to a TVM (`probe_extension` says exactly
 /// these).
 fn served(eid: u64) -> bool {
@@ -58,8 +64,13 @@ pub enum Served {
 /// A TVM's ecall (a0..a7 in `a`) on this hart, whose host registered its
 /// NACL shared memory at `nacl`. Sets the TVM's a0/a1 and steps past the
 /// ecall for everything but `Forward`.
+#[inline(never)]
 pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> Served {
     let (eid, fid) = (a[7], a[6]);
+    if for_host(eid) {
+        v.pending = Pending::Ecall;
+        return Served::Forward;
+    }
     let args = [a[0], a[1], a[2], a[3], a[4], a[5]];
     let mut notify = false;
     let r: SbiResult = match eid {
@@ -112,11 +123,6 @@ pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> 
             _ => Err(SbiError::NotSupported),
         },
         EID_SALUS_ENTROPY if fid == 0 => crate::entropy::draw().ok_or(SbiError::NotSupported),
-        EID_SALUS_ENTROPY => Err(SbiError::NotSupported),
-        _ if forwarded(eid) => {
-            v.pending = Pending::Ecall;
-            return Served::Forward;
-        }
         _ => Err(SbiError::NotSupported),
     };
     answer(v, sbi_abi::SbiRet::from_result(r));
