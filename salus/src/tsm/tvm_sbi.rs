@@ -15,15 +15,9 @@ use crate::platform;
 use cove_abi::nacl::{CONSOLE_BYTES_MAX, CONSOLE_BYTES_OFFSET};
 use cove_abi::{EID_COVG, EID_COVH, EID_COVI, EID_NACL, EID_SUPD};
 use hyp_addr::{GuestPhysAddr, HostPhysAddr, PAGE_SIZE};
-use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult};
+use sbi_abi::{dbcn, spi, srst, time, HartSelection, SbiError, SbiResult};
 
-const EID_BASE: u64 = base::EID_BASE as u64;
-const EID_TIME: u64 = time::EID_TIME as u64;
-const EID_SPI: u64 = spi::EID_SPI as u64;
-const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
-const EID_HSM: u64 = hsm::EID_HSM as u64;
-const EID_SRST: u64 = srst::EID_SRST as u64;
-const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+use sbi_abi::eid::{EID_BASE, EID_DBCN, EID_HSM, EID_RFNC, EID_SPI, EID_SRST, EID_TIME};
 /// Salus's TVM entropy call (a vendor-range EID the TSM serves itself):
 /// FID 0 returns 64 fresh bits (crate::entropy).
 pub const EID_SALUS_ENTROPY: u64 = 0x0953_524E;
