@@ -220,6 +220,16 @@ pub fn plan(args: &RunArgs, inputs: Inputs, max_vcpus: u64, has_v: bool) -> Resu
             ));
         }
     }
+    // Every 2 MiB block nothing is loaded into starts as one 2 MiB zero
+    // page at its first fault: one conversion (and fence) instead of 512.
+    let loaded: Vec<Range> = loads
+        .iter()
+        .map(|l| Range::new(l.gpa, l.blob.bytes()))
+        .collect();
+    let prefer_2m_zero = (0..region.len / SIZE_2M)
+        .map(|k| region.gpa + k * SIZE_2M)
+        .filter(|&b| !loaded.iter().any(|r| r.overlaps(Range::new(b, SIZE_2M))))
+        .collect();
     Ok(Plan {
         profile: Profile::Generic,
         region,
@@ -228,7 +238,7 @@ pub fn plan(args: &RunArgs, inputs: Inputs, max_vcpus: u64, has_v: bool) -> Resu
         vcpus,
         entry: image_gpa,
         arg,
-        prefer_2m_zero: Vec::new(),
+        prefer_2m_zero,
     })
 }
 
@@ -392,7 +402,10 @@ mod tests {
         );
         assert_eq!((p.entry, p.arg, p.vcpus), (RAM_GPA, RAM_GPA + 0x60_0000, 1));
         assert_eq!(p.region, Range::new(RAM_GPA, 64 << 20));
-        assert!(p.measured_2m.is_none() && p.prefer_2m_zero.is_empty());
+        assert!(p.measured_2m.is_none());
+        // 2 MiB zero pages for every block without a load: [8M, 64M).
+        let want: Vec<u64> = (4..32).map(|k| RAM_GPA + k * 0x20_0000).collect();
+        assert_eq!(p.prefer_2m_zero, want);
         // Too small a --mem.
         let mut i = inputs(0x30_0000);
         i.initrd = Some(blob(0x1000));
