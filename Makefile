@@ -32,7 +32,7 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 
 export QEMU_BIN
 
-.PHONY: help setup salus tellus guestvm run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
+.PHONY: help setup salus tellus guestvm tvm-shim run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
 	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare vmm \
 	run_linux run_buildroot run_debian
 
@@ -60,7 +60,7 @@ salus: setup $(BUILD)
 	cargo build --release -p salus --target $(TARGET)
 	cp $(RELDIR)/salus $(SALUS_ELF)
 
-tellus: setup $(BUILD) guestvm
+tellus: setup $(BUILD) guestvm tvm-shim
 	cargo build --release -p tellus --target $(TARGET)
 	cp $(RELDIR)/tellus $(BUILD)/tellus.elf
 	$(OBJCOPY) -O binary $(BUILD)/tellus.elf $(TELLUS_BIN)
@@ -71,6 +71,15 @@ guestvm: setup $(BUILD)
 	$(OBJCOPY) -O binary $(BUILD)/guestvm.elf $(GUESTVM_BIN).tmp
 	@# Unchanged contents keep their mtime: the initramfs that carries it is not rebuilt.
 	@if cmp -s $(GUESTVM_BIN).tmp $(GUESTVM_BIN); then rm $(GUESTVM_BIN).tmp; else mv $(GUESTVM_BIN).tmp $(GUESTVM_BIN); fi
+
+# The measured boot shim of the Linux TVM (docs/linux-tvm.md).
+TVM_SHIM_BIN := $(BUILD)/tvm-shim.bin
+tvm-shim: setup $(BUILD)
+	cargo build --release -p tvm-shim --target $(TARGET)
+	cp $(RELDIR)/tvm-shim $(BUILD)/tvm-shim.elf
+	$(OBJCOPY) -O binary $(BUILD)/tvm-shim.elf $(TVM_SHIM_BIN).tmp
+	@if cmp -s $(TVM_SHIM_BIN).tmp $(TVM_SHIM_BIN); then rm $(TVM_SHIM_BIN).tmp; else mv $(TVM_SHIM_BIN).tmp $(TVM_SHIM_BIN); fi
+	@test $$(stat -c %s $(TVM_SHIM_BIN)) -lt 65536 || { echo "tvm-shim.bin is 64 KiB or more"; exit 1; }
 
 # Targets that carry guestvm.bin: built (or brought up to date) first.
 $(GUESTVM_BIN): guestvm ;
@@ -104,7 +113,7 @@ fmt:
 	cargo fmt --all
 
 clippy:
-	cargo clippy --release -p salus -p tellus -p guestvm --target $(TARGET)
+	cargo clippy --release -p salus -p tellus -p guestvm -p tvm-shim --target $(TARGET)
 	cargo clippy --release -p salus-vmm --all-targets --target $(VMM_TARGET)
 	cargo clippy --workspace --exclude salus --exclude tellus --exclude guestvm --all-targets
 
