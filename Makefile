@@ -34,12 +34,13 @@ export QEMU_BIN
 
 .PHONY: help setup salus tellus guestvm tvm-shim run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
 	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare vmm \
-	run_linux run_buildroot run_debian
+	run_linux run_buildroot run_debian run_linux_tvm linux-tvm-bundle
 
 help:
 	@echo "make run_tellus   build Salus + tellus and run the tellus suite in QEMU"
 	@echo "make run_linux    Salus + the Debian kernel + initramfs (shell on the console, ssh -p $(SSH_PORT) root@localhost)"
 	@echo "make run_buildroot / run_debian   the same with a root disk (BUILDROOT= / DEBIAN=)"
+	@echo "make run_linux_tvm   the Debian kernel as a 2-vCPU confidential VM under tellus (docs/linux-tvm.md)"
 	@echo "make test         host unit tests + QEMU integration tests"
 	@echo "make bench        instruction-count benchmarks under -icount"
 	@echo "make fuzz         randomized COVH sequences from every hart (SEED=$(SEED) ITER=$(ITER) NCPU=4 FUZZ_ARGS=)"
@@ -261,3 +262,28 @@ run_debian: salus $(LINUX_IMAGE)
 		$(call initrd_loader,$(DEBIAN)/initrd) \
 		-drive file=$(DEBIAN)/image.qcow2,if=none,id=d0 \
 		-device nvme,serial=salus0,drive=d0 $(EXTRA_QEMU_ARGS)
+
+# ---- Linux as a confidential VM (TVM) under tellus ----
+# run_linux_tvm: tellus (bootargs `linux-tvm`) builds a 2-vCPU TVM from the
+# bundle (the Debian kernel, a tiny busybox initramfs, the TVM's device
+# tree; scripts/linux-tvm/build-bundle.py), which QEMU's guest-loader puts
+# at LINUX_TVM_BUNDLE_ADDR as the host's initrd; the measured tvm-shim
+# enters the kernel. docs/linux-tvm.md.
+LINUX_TVM_BUILD := $(BUILD)/linux-tvm
+LINUX_TVM_BUNDLE := $(LINUX_TVM_BUILD)/bundle.bin
+LINUX_TVM_BUNDLE_ADDR ?= 0xd0000000
+LINUX_TVM_SCRIPTS := scripts/linux-tvm
+
+$(LINUX_TVM_BUNDLE): $(LINUX_DEFAULT_IMAGE) $(LINUX_TVM_SCRIPTS)/build-bundle.py $(LINUX_TVM_SCRIPTS)/tvm.dts \
+		$(LINUX_TVM_SCRIPTS)/init $(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/versions.env
+	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) \
+		--busybox-deb $$(LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh fetch busybox-static) \
+		--out-dir $(LINUX_TVM_BUILD)
+
+linux-tvm-bundle: $(LINUX_TVM_BUNDLE)
+
+run_linux_tvm: NCPU := 2
+run_linux_tvm: MEM_SIZE := 2048
+run_linux_tvm: images $(LINUX_TVM_BUNDLE)
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="linux-tvm" \
+		-device guest-loader,initrd=$(LINUX_TVM_BUNDLE),addr=$(LINUX_TVM_BUNDLE_ADDR) $(EXTRA_QEMU_ARGS)
