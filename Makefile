@@ -103,7 +103,7 @@ fuzz: NCPU := $(if $(filter command line environment,$(origin NCPU)),$(NCPU),4)
 fuzz: images
 	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER) salus.check $(FUZZ_ARGS)" $(EXTRA_QEMU_ARGS)
 
-test: images linux-images
+test: images linux-images linux-tvm-bundle
 	QEMU=$(QEMU_BIN) ./crates/measurement/riscv-selftest/run.sh
 	cargo test --workspace --exclude salus --exclude tellus --exclude guestvm
 

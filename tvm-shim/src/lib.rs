@@ -162,7 +162,10 @@ pub fn plan(blob: &[u8]) -> Result<Plan, Error> {
         return Err(Error::NoMemory);
     }
     walk(&mut plan, root, true)?;
-    if let Some(p) = fdt.find_node("/chosen").and_then(|c| c.property("rng-seed")) {
+    if let Some(p) = fdt
+        .find_node("/chosen")
+        .and_then(|c| c.property("rng-seed"))
+    {
         let off = p.value.as_ptr() as usize - blob.as_ptr() as usize;
         plan.rng_seed = Some((off, p.value.len()));
     }

@@ -9,6 +9,7 @@
 //!  3. prints one line through DBCN and jumps to the kernel at RAM base +
 //!     2 MiB with a0 = hart id 0, a1 = the device tree (Linux's RISC-V boot
 //!     protocol).
+//!
 //! On an error it prints why and shuts the TVM down (SRST, system failure).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
@@ -46,7 +47,7 @@ pub mod shim {
 
     fn fail(args: core::fmt::Arguments) -> ! {
         let mut l = Line::new();
-        let _ = write!(l, "tvm-shim: {args}\n");
+        let _ = writeln!(l, "tvm-shim: {args}");
         print(&l);
         // SRST shutdown, reason system failure.
         let _ = rt::sbi(EID_SRST, 0, 0, 1, 0);
@@ -63,7 +64,9 @@ pub mod shim {
         for &(base, len) in &p.mmio[..p.nmmio] {
             let (e, _) = rt::sbi(EID_COVG, COVG_ADD_MMIO, base, len, 0);
             if e != 0 {
-                fail(format_args!("add_mmio_region({base:#x}, {len:#x}): error {e}"));
+                fail(format_args!(
+                    "add_mmio_region({base:#x}, {len:#x}): error {e}"
+                ));
             }
         }
         let mut seed_note = "no rng-seed";
@@ -87,9 +90,9 @@ pub mod shim {
         }
         let kernel = RAM_BASE + KERNEL_OFFSET;
         let mut l = Line::new();
-        let _ = write!(
+        let _ = writeln!(
             l,
-            "tvm-shim: {} MMIO regions, {seed_note}, entering the kernel at {kernel:#x}\n",
+            "tvm-shim: {} MMIO regions, {seed_note}, entering the kernel at {kernel:#x}",
             p.nmmio
         );
         print(&l);

@@ -42,7 +42,7 @@ pub fn sbi(eid: u64, fid: u64, a0: u64, a1: u64, a2: u64) -> (i64, u64) {
 /// Calls `f` with the device tree at `addr` (paging is off: GPA = address),
 /// or returns `None` when there is no FDT header there.
 pub fn with_dtb<R>(addr: u64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the host put the device tree at `addr` inside the TVM's RAM

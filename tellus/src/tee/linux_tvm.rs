@@ -9,6 +9,9 @@
 //! serves the TVM's console (DBCN exits and a polled 16550 UART emulated
 //! from MMIO exits) and its shutdown, then destroys the TVM and reclaims
 //! every page.
+// `parse_bundle` reports a fixed-size message: tellus has no allocator.
+#![allow(clippy::result_large_err)]
+
 use core::sync::atomic::Ordering::*;
 
 use cove_abi::nacl;
@@ -57,8 +60,12 @@ fn rd8(a: u64) -> u8 {
 }
 
 fn parse_bundle(r: Range) -> Result<Bundle, crate::console::Msg> {
-    if r.size() < 64 || r.start % SIZE_2M != 0 {
-        return Err(crate::msg!("bundle at {:#x} ({} bytes): too small or not 2 MiB aligned", r.start, r.size()));
+    if r.size() < 64 || !r.start.is_multiple_of(SIZE_2M) {
+        return Err(crate::msg!(
+            "bundle at {:#x} ({} bytes): too small or not 2 MiB aligned",
+            r.start,
+            r.size()
+        ));
     }
     for (k, &m) in BUNDLE_MAGIC.iter().enumerate() {
         if rd8(r.start + k as u64) != m {
@@ -73,9 +80,14 @@ fn parse_bundle(r: Range) -> Result<Bundle, crate::console::Msg> {
     let part = |i: u64| -> Result<Part, crate::console::Msg> {
         let (off, size) = (word(16 + 16 * i), word(24 + 16 * i));
         if off % SIZE_2M != 0 || size == 0 || off.checked_add(size).is_none_or(|e| e > r.size()) {
-            return Err(crate::msg!("bundle part {i}: offset {off:#x} size {size:#x}"));
+            return Err(crate::msg!(
+                "bundle part {i}: offset {off:#x} size {size:#x}"
+            ));
         }
-        Ok(Part { addr: r.start + off, size })
+        Ok(Part {
+            addr: r.start + off,
+            size,
+        })
     };
     Ok(Bundle {
         kernel: part(0)?,
@@ -132,7 +144,7 @@ impl Uart {
             4 => self.mcr,
             5 => {
                 self.lsr_reads += 1;
-                if self.lsr_reads % 16 == 0 {
+                if self.lsr_reads.is_multiple_of(16) {
                     self.poll_input();
                 }
                 0x60 | self.rx.is_some() as u8
@@ -218,7 +230,10 @@ impl Host {
     fn handle(&mut self, slot: usize, vcpu: u64, x: &Exit) -> Result<(), Stop> {
         self.exits[vcpu as usize] += 1;
         if x.error != OK {
-            return Err(Stop::Error(crate::msg!("run_tvm_vcpu({vcpu}): error {}", x.error)));
+            return Err(Stop::Error(crate::msg!(
+                "run_tvm_vcpu({vcpu}): error {}",
+                x.error
+            )));
         }
         if x.scause & arch::SCAUSE_INTERRUPT != 0 {
             self.interrupts += 1;
@@ -316,9 +331,14 @@ fn run_secondary(arg: u64) -> i64 {
     if e != OK {
         return e;
     }
+    // Armed with interrupts off: a deadline that passed before the ecall
+    // must still be enabled (sie.STIE) when the TSM looks at it, or the run
+    // would never be preempted. The trap handler takes it afterwards.
+    arch::interrupts_disable();
     arch::sie_set(arch::STIP);
     let _ = sbi::set_timer(arch::read_time() + tick);
     let x = run_vcpu(id, vcpu);
+    arch::interrupts_enable();
     // SAFETY: as above.
     unsafe { (*req).exit = x };
     OK
@@ -351,9 +371,18 @@ fn boot(t: &mut T, p: &Platform) {
         r.start, b.kernel.size, b.initrd.size, b.dtb.size, TVM_SHIM.len()
     );
     if !check!(t, b.initrd.size <= DTB_GPA - INITRD_GPA, "initrd too big")
-        || !check!(t, b.kernel.size <= INITRD_GPA - KERNEL_GPA, "kernel too big")
+        || !check!(
+            t,
+            b.kernel.size <= INITRD_GPA - KERNEL_GPA,
+            "kernel too big"
+        )
         || !check!(t, b.dtb.size <= SIZE_2M, "dtb too big")
-        || !check!(t, !TVM_SHIM.is_empty() && TVM_SHIM.len() < 64 << 10, "shim of {} bytes", TVM_SHIM.len())
+        || !check!(
+            t,
+            !TVM_SHIM.is_empty() && TVM_SHIM.len() < 64 << 10,
+            "shim of {} bytes",
+            TVM_SHIM.len()
+        )
     {
         return;
     }
@@ -361,11 +390,21 @@ fn boot(t: &mut T, p: &Platform) {
         check!(t, false, "COVH not available");
         return;
     };
-    if !check!(t, cx.nslots >= 2, "needs a second live hart, have {}", cx.nslots) {
+    if !check!(
+        t,
+        cx.nslots >= 2,
+        "needs a second live hart, have {}",
+        cx.nslots
+    ) {
         return;
     }
     let info = cx.info;
-    if !check!(t, info.tvm_max_vcpus >= VCPUS, "TSM allows {} vCPUs", info.tvm_max_vcpus) {
+    if !check!(
+        t,
+        info.tvm_max_vcpus >= VCPUS,
+        "TSM allows {} vCPUs",
+        info.tvm_max_vcpus
+    ) {
         return;
     }
     let shim_pages = (TVM_SHIM.len() as u64).div_ceil(PAGE);
@@ -374,11 +413,14 @@ fn boot(t: &mut T, p: &Platform) {
         return;
     };
     // SAFETY: shim_src has shim_pages pages of host memory we own.
-    unsafe { core::ptr::copy_nonoverlapping(TVM_SHIM.as_ptr(), shim_src as *mut u8, TVM_SHIM.len()) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(TVM_SHIM.as_ptr(), shim_src as *mut u8, TVM_SHIM.len())
+    };
     let params = cx.pool.alloc(PAGE, PAGE).unwrap();
 
     // The arena: RAM (1:1 with the GPAs), then the TVM's own pages.
-    let small = 8 + info.tvm_state_pages + VCPUS * info.tvm_vcpu_state_pages + PT_PAGES_LINUX + SPARE_PT;
+    let small =
+        8 + info.tvm_state_pages + VCPUS * info.tvm_vcpu_state_pages + PT_PAGES_LINUX + SPARE_PT;
     let ram_pages = RAM_SIZE / PAGE;
     let arena_pages = ram_pages + small.div_ceil(512) * 512;
     let Some(arena) = cx.pool.alloc_raw(arena_pages * PAGE, SIZE_2M) else {
@@ -407,7 +449,18 @@ fn boot(t: &mut T, p: &Platform) {
         return;
     }
     let id = r.value;
-    let ok = build(t, id, ram, pt, spare, &mut spare_used, shim_src, shim_pages, &b, &vstate);
+    let ok = build(
+        t,
+        id,
+        ram,
+        pt,
+        spare,
+        &mut spare_used,
+        shim_src,
+        shim_pages,
+        &b,
+        &vstate,
+    );
     let t1 = arch::read_time();
     if ok {
         println!(
@@ -447,9 +500,17 @@ fn build(
     vstate: &[u64; VCPUS as usize],
 ) -> bool {
     let dest = |gpa: u64| ram + (gpa - RAM_BASE);
-    if !check_err!(t, add_memory_region(id, RAM_BASE, RAM_SIZE), OK, "add_tvm_memory_region")
-        || !check_err!(t, add_pt_pages(id, pt, PT_PAGES_LINUX), OK, "add_tvm_page_table_pages")
-    {
+    if !check_err!(
+        t,
+        add_memory_region(id, RAM_BASE, RAM_SIZE),
+        OK,
+        "add_tvm_memory_region"
+    ) || !check_err!(
+        t,
+        add_pt_pages(id, pt, PT_PAGES_LINUX),
+        OK,
+        "add_tvm_page_table_pages"
+    ) {
         return false;
     }
     // Retries with a spare page-table page on OUT_OF_PTPAGES.
@@ -478,7 +539,9 @@ fn build(
         let big = src % SIZE_2M == 0 && gpa % SIZE_2M == 0;
         let n2m = if big { size / SIZE_2M } else { 0 };
         if n2m != 0
-            && !with_pt(t, what, &mut || add_measured_pages(id, src, dest(gpa), 1, n2m, gpa))
+            && !with_pt(t, what, &mut || {
+                add_measured_pages(id, src, dest(gpa), 1, n2m, gpa)
+            })
         {
             return false;
         }
@@ -498,7 +561,12 @@ fn build(
             return false;
         }
     }
-    if !check_err!(t, finalize_tvm(id, RAM_BASE, DTB_GPA, 0), OK, "finalize_tvm") {
+    if !check_err!(
+        t,
+        finalize_tvm(id, RAM_BASE, DTB_GPA, 0),
+        OK,
+        "finalize_tvm"
+    ) {
         return false;
     }
     // The rest of RAM: zero pages (2 MiB blocks whole, else runs of 4 KiB).
@@ -509,7 +577,9 @@ fn build(
         let bg = RAM_BASE + blk * SIZE_2M;
         let any = (0..512).any(|k| covered(bg + k * PAGE));
         if !any {
-            if !with_pt(t, "zero 2 MiB", &mut || add_zero_pages(id, dest(bg), 1, 1, bg)) {
+            if !with_pt(t, "zero 2 MiB", &mut || {
+                add_zero_pages(id, dest(bg), 1, 1, bg)
+            }) {
                 return false;
             }
             z2 += 1;
@@ -527,7 +597,9 @@ fn build(
             }
             let g = bg + s * PAGE;
             let n = k - s;
-            if !with_pt(t, "zero 4 KiB", &mut || add_zero_pages(id, dest(g), 0, n, g)) {
+            if !with_pt(t, "zero 4 KiB", &mut || {
+                add_zero_pages(id, dest(g), 0, n, g)
+            }) {
                 return false;
             }
             z4 += n;
@@ -573,7 +645,9 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
                 inflight = None;
                 let res = SLOTS[sec].cmd_result.load(Relaxed);
                 if res != OK {
-                    break Stop::Error(crate::msg!("nacl set_shmem on hart slot {sec}: error {res}"));
+                    break Stop::Error(crate::msg!(
+                        "nacl set_shmem on hart slot {sec}: error {res}"
+                    ));
                 }
                 // SAFETY: the secondary acked: it no longer touches `req`.
                 let x = unsafe { (*reqp).exit };
@@ -584,13 +658,17 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
         }
         if h.vcpu1_started && inflight.is_none() {
             if h.exits[1] == 0 {
-                println!("tellus: linux-tvm: vCPU 1 started by the kernel: running it on hart {}", p.harts[sec]);
+                println!(
+                    "tellus: linux-tvm: vCPU 1 started by the kernel: running it on hart {}",
+                    p.harts[sec]
+                );
             }
             inflight = Some(call_async(p, sec, run_secondary, reqp as u64));
         }
         // vCPU 0 on the boot hart.
         if !vcpu0_done {
             nacl_setup_here(boot, false);
+            arch::interrupts_disable();
             arch::sie_set(arch::STIP);
             let _ = sbi::set_timer(arch::read_time() + tick);
             let x = run_vcpu(id, 0);
@@ -607,8 +685,47 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     let _ = vcpu0_done;
     // Let an in-flight run of vCPU 1 come back (its timer ends it).
     if let Some(seq) = inflight {
-        if crate::harts::wait_ack(&SLOTS[sec], seq, p.ms(5000)).is_none() {
-            check!(t, false, "vCPU 1's run did not come back");
+        let sl = &SLOTS[sec];
+        let (timers, t_at) = (sl.timer_count.load(Acquire), arch::read_time());
+        // vCPU 0 keeps running meanwhile (the kernel idles after SRST):
+        // vCPU 1 may be inside the TSM waiting on something of vCPU 0's.
+        let mut extra0 = 0u64;
+        while sl.ack_seq.load(Acquire) < seq && arch::read_time() - t_at < p.ms(5000) {
+            nacl_setup_here(boot, false);
+            arch::interrupts_disable();
+            arch::sie_set(arch::STIP);
+            let _ = sbi::set_timer(arch::read_time() + tick);
+            let x = run_vcpu(id, 0);
+            take_interrupts();
+            extra0 += 1;
+            if x.error != OK {
+                println!(
+                    "tellus: linux-tvm: vCPU 0 after shutdown: error {}",
+                    x.error
+                );
+                break;
+            }
+        }
+        if extra0 != 0 {
+            println!(
+                "tellus: linux-tvm: ran vCPU 0 {extra0} more time(s) while vCPU 1's run came back"
+            );
+        }
+        if crate::harts::wait_ack(sl, seq, p.ms(5000)).is_none() {
+            check!(
+                t,
+                false,
+                "vCPU 1's run did not come back: seq {seq} ack {} timers {} -> {} ipis {}",
+                sl.ack_seq.load(Acquire),
+                timers,
+                sl.timer_count.load(Acquire),
+                sl.ipi_count.load(Acquire)
+            );
+        } else {
+            println!(
+                "tellus: linux-tvm: vCPU 1's last run came back after {} us",
+                (arch::read_time() - t_at) * 1000 / p.ms(1).max(1)
+            );
         }
     }
     let _ = crate::harts::call(p, sec, quiet_timer, 0, p.ms(1000));
