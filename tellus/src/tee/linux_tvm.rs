@@ -184,7 +184,7 @@ impl Uart {
 struct Host {
     id: u64,
     uart: Uart,
-    line: [u8; 200],
+    line: [u8; 512],
     line_len: usize,
     vcpu1_started: bool,
     exits: [u64; 2],
@@ -616,7 +616,7 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     let mut h = Host {
         id,
         uart: Uart::default(),
-        line: [0; 200],
+        line: [0; 512],
         line_len: 0,
         vcpu1_started: false,
         exits: [0; 2],
