@@ -38,6 +38,8 @@ const EID_PMU: u64 = 0x0050_4D55;
 const EID_NACL: u64 = 0x4E41_434C;
 const EID_COVH: u64 = 0x434F_5648;
 const ERR_NOT_SUPPORTED: i64 = -2;
+/// Salus's TVM entropy call (docs/cove-abi-choices.md).
+const EID_SALUS_ENTROPY: u64 = 0x0953_524E;
 /// sip.SSIP: a supervisor software interrupt (an IPI) is pending.
 const SIP_SSIP: u64 = 1 << 1;
 const COVG_ADD_MMIO: u64 = 0;
@@ -925,6 +927,27 @@ fn test_tsm_sbi() -> TestResult {
     ensure!(
         r.error == ERR_INVALID_PARAM,
         "console_write(unmapped): error {}",
+        r.error
+    );
+    // Salus's entropy for TVMs (QEMU's firmware always has an rng-seed).
+    let p = ecall(EID_BASE, 3, [EID_SALUS_ENTROPY, 0, 0, 0, 0, 0]);
+    ensure!(p.value == 1, "probe_extension(Salus entropy) = {}", p.value);
+    let (a, b) = (
+        ecall(EID_SALUS_ENTROPY, 0, [0; 6]),
+        ecall(EID_SALUS_ENTROPY, 0, [0; 6]),
+    );
+    ensure!(
+        a.error == 0 && b.error == 0 && a.value != b.value,
+        "entropy draws ({}, {:#x}), ({}, {:#x})",
+        a.error,
+        a.value,
+        b.error,
+        b.value
+    );
+    let r = ecall(EID_SALUS_ENTROPY, 1, [0; 6]);
+    ensure!(
+        r.error == ERR_NOT_SUPPORTED,
+        "entropy FID 1: error {}",
         r.error
     );
     Ok(())

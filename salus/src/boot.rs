@@ -239,6 +239,12 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     let host_fdt_addr = fdt_addr;
     let reserved = devicetree::host_reserved(&[layout.firmware, layout.salus], &fw_reserved);
     let mut host_view = crate::host::pci::host_view(&info, &host_pci);
+    // The host gets a seed derived from the firmware's; Salus keeps its
+    // own (TVM entropy, crate::entropy).
+    host_view.rng_seed = info
+        .rng_seed
+        .as_deref()
+        .map(crate::entropy::split_firmware_seed);
     if let Some(k) = host_view.kernel.as_mut() {
         k.bootargs = Some(crate::host::cmdline::host_bootargs(&info));
     }

@@ -15,6 +15,7 @@ mod arch;
 mod boot;
 mod console;
 mod drivers;
+mod entropy;
 mod hart;
 mod heap;
 mod host;

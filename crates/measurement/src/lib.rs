@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod compress;
+pub mod seed;
 mod sha384;
 #[cfg(target_arch = "riscv64")]
 #[allow(unsafe_code)]

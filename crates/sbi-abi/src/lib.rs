@@ -7,6 +7,18 @@
 pub use sbi_spec as spec;
 pub use sbi_spec::{base, dbcn, hsm, rfnc, spi, srst, time};
 
+/// The extension ids as the `u64` an `a7` holds.
+pub mod eid {
+    use super::*;
+    pub const EID_BASE: u64 = base::EID_BASE as u64;
+    pub const EID_TIME: u64 = time::EID_TIME as u64;
+    pub const EID_SPI: u64 = spi::EID_SPI as u64;
+    pub const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
+    pub const EID_HSM: u64 = hsm::EID_HSM as u64;
+    pub const EID_SRST: u64 = srst::EID_SRST as u64;
+    pub const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+}
+
 /// SBI spec version Salus implements for its guests: 2.0.
 pub const SPEC_VERSION: u64 = 2 << 24;
 /// Implementation id reported by `sbi_get_impl_id`. Not in the SBI registry;

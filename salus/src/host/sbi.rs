@@ -9,7 +9,7 @@ use crate::hart::{self, HsmState};
 use crate::{console, memory, platform};
 use core::sync::atomic::Ordering;
 use hyp_addr::HostPhysAddr;
-use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult, SbiRet};
+use sbi_abi::{dbcn, hsm, spi, srst, time, HartSelection, SbiError, SbiResult, SbiRet};
 
 /// What the vCPU loop does after a call.
 pub enum SbiOutcome {
@@ -21,13 +21,7 @@ pub enum SbiOutcome {
     Resume,
 }
 
-const EID_BASE: u64 = base::EID_BASE as u64;
-const EID_TIME: u64 = time::EID_TIME as u64;
-const EID_SPI: u64 = spi::EID_SPI as u64;
-const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
-const EID_HSM: u64 = hsm::EID_HSM as u64;
-const EID_SRST: u64 = srst::EID_SRST as u64;
-const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+use sbi_abi::eid::{EID_BASE, EID_DBCN, EID_HSM, EID_RFNC, EID_SPI, EID_SRST, EID_TIME};
 
 /// Largest chunk one DBCN call moves; the caller loops for the rest.
 const DBCN_CHUNK: u64 = 256;

@@ -424,14 +424,7 @@ fn run_until_exit(
             }
             continue;
         }
-        if scause == INTERRUPT | bits::IRQ_S_SOFT
-            && !crate::hart::shared(hartid).vssip.load(Ordering::Acquire)
-        {
-            // Not an IPI for the host: fences (served here, the TVM's
-            // VMID loaded) or a kick for an IPI owed to this vCPU.
-            csr::clear!(num::SIP, 1 << bits::IRQ_S_SOFT);
-            crate::hart::serve_fences(hartid);
-            tvm_sbi::deliver_ipi(vcpu);
+        if scause == INTERRUPT | bits::IRQ_S_SOFT && kicked(hartid, vcpu) {
             continue;
         }
         if scause & INTERRUPT != 0 {
@@ -440,6 +433,11 @@ fn run_until_exit(
         match scause {
             10 => {
                 let a = args(&v.regs);
+                // The host's own channel: the hot path of a VMM's calls.
+                if tvm_sbi::for_host(a[7]) {
+                    v.pending = Pending::Ecall;
+                    return Exit::Ecall(a);
+                }
                 match tvm_sbi::handle(vcpu, v, a, nacl) {
                     Served::Resume => {
                         tvm_sbi::deliver_ipi(vcpu);
@@ -450,30 +448,9 @@ fn run_until_exit(
                 }
             }
             20 | 21 | 23 => {
-                let stval = csr::read!(num::STVAL);
-                let htval = csr::read!(num::HTVAL);
-                let htinst = csr::read!(num::HTINST);
-                let gpa = (htval << 2) | (stval & 3);
-                match super::covg::gpa_kind(vcpu, gpa) {
-                    GpaKind::Mmio if scause != 20 => {
-                        if let Some(exit) = mmio_exit(v, scause, stval, htval, htinst) {
-                            return exit;
-                        }
-                    }
-                    // No memory and no device there (or code fetched from
-                    // a device): an access fault, as on real hardware; the
-                    // host is never asked.
-                    GpaKind::Mmio | GpaKind::Outside => {
-                        inject_exception(&mut v.regs, access_fault(scause), stval);
-                        continue;
-                    }
-                    GpaKind::Memory => {}
+                if let Some(exit) = guest_page_fault(vcpu, v, scause) {
+                    return exit;
                 }
-                return Exit::PageFault {
-                    cause: scause,
-                    stval,
-                    htval,
-                };
             }
             22 => {
                 let insn = csr::read!(num::STVAL);
@@ -485,6 +462,50 @@ fn run_until_exit(
             }
         }
     }
+}
+
+/// A guest page fault: an MMIO exit, a fault for the host to serve, or
+/// (None) an access fault injected into the TVM.
+#[inline(never)]
+fn guest_page_fault(vcpu: &VcpuState, v: &mut VcpuPrivate, scause: u64) -> Option<Exit> {
+    let stval = csr::read!(num::STVAL);
+    let htval = csr::read!(num::HTVAL);
+    let htinst = csr::read!(num::HTINST);
+    let gpa = (htval << 2) | (stval & 3);
+    match super::covg::gpa_kind(vcpu, gpa) {
+        GpaKind::Mmio if scause != 20 => {
+            if let Some(exit) = mmio_exit(v, scause, stval, htval, htinst) {
+                return Some(exit);
+            }
+        }
+        // No memory and no device there (or code fetched from a device):
+        // an access fault, as on real hardware; the host is never asked.
+        GpaKind::Mmio | GpaKind::Outside => {
+            inject_exception(&mut v.regs, access_fault(scause), stval);
+            return None;
+        }
+        GpaKind::Memory => {}
+    }
+    Some(Exit::PageFault {
+        cause: scause,
+        stval,
+        htval,
+    })
+}
+
+/// A supervisor software interrupt while a TVM ran: unless it is an IPI
+/// for the host, it asked for fences (served here, the TVM's VMID loaded)
+/// or kicked this vCPU for an IPI it is owed; true if the TVM runs on.
+#[cold]
+#[inline(never)]
+fn kicked(hartid: usize, vcpu: &VcpuState) -> bool {
+    if crate::hart::shared(hartid).vssip.load(Ordering::Acquire) {
+        return false;
+    }
+    csr::clear!(num::SIP, 1 << bits::IRQ_S_SOFT);
+    crate::hart::serve_fences(hartid);
+    tvm_sbi::deliver_ipi(vcpu);
+    true
 }
 
 /// The access fault for a guest page fault cause (20, 21, 23).

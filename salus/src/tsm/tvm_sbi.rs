@@ -15,20 +15,23 @@ use crate::platform;
 use cove_abi::nacl::{CONSOLE_BYTES_MAX, CONSOLE_BYTES_OFFSET};
 use cove_abi::{EID_COVG, EID_COVH, EID_COVI, EID_NACL, EID_SUPD};
 use hyp_addr::{GuestPhysAddr, HostPhysAddr, PAGE_SIZE};
-use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, HartSelection, SbiError, SbiResult};
+use sbi_abi::{dbcn, spi, srst, time, HartSelection, SbiError, SbiResult};
 
-const EID_BASE: u64 = base::EID_BASE as u64;
-const EID_TIME: u64 = time::EID_TIME as u64;
-const EID_SPI: u64 = spi::EID_SPI as u64;
-const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
-const EID_HSM: u64 = hsm::EID_HSM as u64;
-const EID_SRST: u64 = srst::EID_SRST as u64;
-const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+use sbi_abi::eid::{EID_BASE, EID_DBCN, EID_HSM, EID_RFNC, EID_SPI, EID_SRST, EID_TIME};
+/// Salus's TVM entropy call (a vendor-range EID the TSM serves itself):
+/// FID 0 returns 64 fresh bits (crate::entropy).
+pub const EID_SALUS_ENTROPY: u64 = 0x0953_524E;
 
 /// EIDs whose calls go to the host for an answer (SBI's experimental and
-/// vendor-specific ranges).
+/// vendor-specific ranges, but for Salus's own EID_SALUS_ENTROPY).
 pub const fn forwarded(eid: u64) -> bool {
     eid >= 0x0800_0000 && eid <= 0x09ff_ffff
+}
+
+/// The host answers this EID (the run loop checks it first).
+#[inline(always)]
+pub fn for_host(eid: u64) -> bool {
+    forwarded(eid) && eid != EID_SALUS_ENTROPY
 }
 
 /// Extensions the TSM serves to a TVM (`probe_extension` says exactly
@@ -37,6 +40,7 @@ fn served(eid: u64) -> bool {
     match eid {
         EID_BASE | EID_SPI | EID_RFNC | EID_HSM | EID_SRST | EID_DBCN => true,
         EID_TIME => platform::get().has_sstc,
+        EID_SALUS_ENTROPY => crate::entropy::available(),
         _ => eid == EID_COVG,
     }
 }
@@ -54,8 +58,13 @@ pub enum Served {
 /// A TVM's ecall (a0..a7 in `a`) on this hart, whose host registered its
 /// NACL shared memory at `nacl`. Sets the TVM's a0/a1 and steps past the
 /// ecall for everything but `Forward`.
+#[inline(never)]
 pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> Served {
     let (eid, fid) = (a[7], a[6]);
+    if for_host(eid) {
+        v.pending = Pending::Ecall;
+        return Served::Forward;
+    }
     let args = [a[0], a[1], a[2], a[3], a[4], a[5]];
     let mut notify = false;
     let r: SbiResult = match eid {
@@ -107,10 +116,7 @@ pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> 
             dbcn::CONSOLE_READ => Ok(0),
             _ => Err(SbiError::NotSupported),
         },
-        _ if forwarded(eid) => {
-            v.pending = Pending::Ecall;
-            return Served::Forward;
-        }
+        EID_SALUS_ENTROPY if fid == 0 => crate::entropy::draw().ok_or(SbiError::NotSupported),
         _ => Err(SbiError::NotSupported),
     };
     answer(v, sbi_abi::SbiRet::from_result(r));
