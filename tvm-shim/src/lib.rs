@@ -272,4 +272,81 @@ mod tests {
         }
         assert_eq!(l.as_bytes().len(), 160);
     }
+
+    /// A device tree like the Linux TVM's, plus an IMSIC and a second
+    /// device range in the UART's page; `dev` adds one more device range.
+    fn tree(dev: Option<(u64, u64)>) -> Vec<u8> {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let n = w.begin_node("chosen").unwrap();
+        w.property_string("bootargs", "console=ttyS0").unwrap();
+        w.property("rng-seed", &[0xaa; 32]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        let c = w.begin_node("cpu@0").unwrap();
+        w.property_u32("reg", 0).unwrap();
+        w.end_node(c).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("memory@80000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x8000_0000, 0x1000_0000])
+            .unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("imsics@28000000").unwrap();
+        w.property_string("compatible", "riscv,imsics").unwrap();
+        w.property_array_u64("reg", &[0x2800_0000, 0x4000]).unwrap();
+        w.end_node(n).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_string("compatible", "simple-bus").unwrap();
+        w.property_null("ranges").unwrap();
+        for (name, base, len) in [
+            ("serial@10000000", 0x1000_0000u64, 0x100u64),
+            ("gpio@10000100", 0x1000_0100, 0x100),
+            ("rtc@101000", 0x10_1000, 0x1000),
+        ] {
+            let n = w.begin_node(name).unwrap();
+            w.property_array_u64("reg", &[base, len]).unwrap();
+            w.end_node(n).unwrap();
+        }
+        if let Some((b, l)) = dev {
+            let n = w.begin_node("extra").unwrap();
+            w.property_array_u64("reg", &[b, l]).unwrap();
+            w.end_node(n).unwrap();
+        }
+        w.end_node(soc).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn plan_of_a_tree() {
+        let blob = tree(None);
+        let p = plan(&blob).unwrap();
+        assert_eq!(&p.memory[..p.nmemory], &[(0x8000_0000, 0x1000_0000)]);
+        // RAM, the CPU and the IMSIC are not MMIO; the two ranges in the
+        // UART's page merge.
+        let mut m = p.mmio[..p.nmmio].to_vec();
+        m.sort();
+        assert_eq!(m, vec![(0x10_1000, 0x1000), (0x1000_0000, 0x1000)]);
+        let (off, len) = p.rng_seed.unwrap();
+        assert_eq!(len, 32);
+        assert!(blob[off..off + len].iter().all(|&b| b == 0xaa));
+    }
+
+    #[test]
+    fn plan_refuses_mmio_in_ram() {
+        let blob = tree(Some((0x8800_0000, 0x1000)));
+        assert_eq!(
+            plan(&blob).unwrap_err(),
+            Error::MmioOverlapsMemory(0x8800_0000, 0x1000)
+        );
+        let blob = tree(Some((0x9000_0000, 0x1000)));
+        assert_eq!(plan(&blob).unwrap().nmmio, 3);
+    }
 }

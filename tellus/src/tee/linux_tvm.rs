@@ -687,30 +687,6 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     if let Some(seq) = inflight {
         let sl = &SLOTS[sec];
         let (timers, t_at) = (sl.timer_count.load(Acquire), arch::read_time());
-        // vCPU 0 keeps running meanwhile (the kernel idles after SRST):
-        // vCPU 1 may be inside the TSM waiting on something of vCPU 0's.
-        let mut extra0 = 0u64;
-        while sl.ack_seq.load(Acquire) < seq && arch::read_time() - t_at < p.ms(5000) {
-            nacl_setup_here(boot, false);
-            arch::interrupts_disable();
-            arch::sie_set(arch::STIP);
-            let _ = sbi::set_timer(arch::read_time() + tick);
-            let x = run_vcpu(id, 0);
-            take_interrupts();
-            extra0 += 1;
-            if x.error != OK {
-                println!(
-                    "tellus: linux-tvm: vCPU 0 after shutdown: error {}",
-                    x.error
-                );
-                break;
-            }
-        }
-        if extra0 != 0 {
-            println!(
-                "tellus: linux-tvm: ran vCPU 0 {extra0} more time(s) while vCPU 1's run came back"
-            );
-        }
         if crate::harts::wait_ack(sl, seq, p.ms(5000)).is_none() {
             check!(
                 t,
