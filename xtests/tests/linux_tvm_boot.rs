@@ -52,9 +52,16 @@ fn linux_tvm_boots_to_init() {
         c.lines().any(|l| l.trim_end() == marker),
         "no `{marker}` line\n{ctx}"
     );
+    let ipis = c
+        .lines()
+        .find_map(|l| l.strip_prefix("SALUS-TVM-IPI-OK cpus=2 ipis="))
+        .unwrap_or_else(|| panic!("no IPI line\n{ctx}"));
+    let ipis: u64 = ipis.trim().parse().unwrap_or(0);
+    assert!(ipis > 0, "the kernel counted no IPIs\n{ctx}");
+    // Salus serves the entropy call: the shim must not fall back to zeros.
     assert!(
-        c.lines().any(|l| l.starts_with("SALUS-TVM-IPI-OK cpus=2")),
-        "no IPI line\n{ctx}"
+        c.contains("rng-seed replaced,"),
+        "the shim did not refresh rng-seed\n{ctx}"
     );
     assert!(
         c.contains("tellus: linux-tvm: vCPU 1 started by the kernel"),
