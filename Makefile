@@ -34,7 +34,7 @@ export QEMU_BIN
 
 .PHONY: help setup salus tellus guestvm tvm-shim run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
 	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare vmm \
-	run_linux run_buildroot run_debian run_linux_tvm linux-tvm-bundle
+	run_linux run_buildroot run_debian run_linux_tvm run_linux_tvm_shell linux-tvm-bundle
 
 help:
 	@echo "make run_tellus   build Salus + tellus and run the tellus suite in QEMU"
@@ -281,6 +281,21 @@ $(LINUX_TVM_BUNDLE): $(LINUX_DEFAULT_IMAGE) $(LINUX_TVM_SCRIPTS)/build-bundle.py
 		--out-dir $(LINUX_TVM_BUILD)
 
 linux-tvm-bundle: $(LINUX_TVM_BUNDLE)
+
+# The same TVM with `salus.shell` on its command line: /init gives a shell
+# on the emulated UART (console input through Salus's console) instead of
+# the test steps.
+LINUX_TVM_SHELL_BUNDLE := $(LINUX_TVM_BUILD)/shell/bundle.bin
+$(LINUX_TVM_SHELL_BUNDLE): $(LINUX_TVM_BUNDLE)
+	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) \
+		--busybox-deb $$(LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh fetch busybox-static) \
+		--out-dir $(LINUX_TVM_BUILD)/shell --bootargs-extra salus.shell
+
+run_linux_tvm_shell: NCPU := 2
+run_linux_tvm_shell: MEM_SIZE := 2048
+run_linux_tvm_shell: images $(LINUX_TVM_SHELL_BUNDLE)
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="linux-tvm" \
+		-device guest-loader,initrd=$(LINUX_TVM_SHELL_BUNDLE),addr=$(LINUX_TVM_BUNDLE_ADDR) $(EXTRA_QEMU_ARGS)
 
 run_linux_tvm: NCPU := 2
 run_linux_tvm: MEM_SIZE := 2048

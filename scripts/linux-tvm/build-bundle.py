@@ -13,7 +13,7 @@ with the initrd's GPAs filled in, compiled by dtc) and the bundle file
 (little-endian; offsets from the bundle's start, each 2 MiB aligned so the
 host can measure 2 MiB pages straight from it).
 
-Usage: build-bundle.py --image Image --busybox-deb DEB --out-dir DIR
+Usage: build-bundle.py --image Image --busybox-deb DEB --out-dir DIR [--bootargs-extra ARGS]
 Writes DIR/bundle.bin, DIR/initramfs.cpio.gz, DIR/tvm.dtb, DIR/tvm-check.md5.
 """
 
@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--busybox-deb", required=True)
     ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--bootargs-extra", default="", help="appended to the kernel command line (e.g. salus.shell)")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     kernel = open(a.image, "rb").read()
@@ -80,6 +81,7 @@ def main():
         sys.exit(f"build-bundle: kernel of {image_size} bytes overlaps the initrd")
     dts = open(os.path.join(HERE, "tvm.dts")).read()
     dts = dts.replace("@INITRD_START@", hex(INITRD_GPA)).replace("@INITRD_END@", hex(INITRD_GPA + len(rd)))
+    dts = dts.replace("@BOOTARGS_EXTRA@", (" " + a.bootargs_extra) if a.bootargs_extra else "")
     dts_out = os.path.join(a.out_dir, "tvm.dts")
     dtb_out = os.path.join(a.out_dir, "tvm.dtb")
     open(dts_out, "w").write(dts)

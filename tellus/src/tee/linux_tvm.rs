@@ -129,6 +129,11 @@ impl Uart {
             1 if dlab => self.dlm,
             1 => self.ier,
             2 => {
+                // The polling driver reads IIR first and LSR only when IIR
+                // says something is pending: look for input here too.
+                if self.ier & 1 != 0 {
+                    self.poll_input();
+                }
                 let fifo = if self.fcr & 1 != 0 { 0xc0 } else { 0 };
                 let id = if self.ier & 1 != 0 && self.rx.is_some() {
                     0x04
@@ -193,6 +198,8 @@ struct Host {
     console_bytes: u64,
     marker: bool,
     ipi_ok: bool,
+    /// /init gave a shell (`salus.shell`) instead of the test steps.
+    shell: bool,
 }
 
 enum Stop {
@@ -210,6 +217,7 @@ impl Host {
             let s = core::str::from_utf8(&self.line[..self.line_len]).unwrap_or("<non-utf8 line>");
             self.marker |= s.starts_with("SALUS-TVM-READY");
             self.ipi_ok |= s.starts_with("SALUS-TVM-IPI-OK");
+            self.shell |= s.starts_with("SALUS-TVM-SHELL");
             println!("{}", s);
             self.line_len = 0;
             if b == b'\n' {
@@ -625,6 +633,7 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
         console_bytes: 0,
         marker: false,
         ipi_ok: false,
+        shell: false,
     };
     let mut req = RunReq {
         id,
@@ -723,7 +732,9 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
         h.exits[0], h.exits[1], h.interrupts, h.mmio, h.console_bytes
     );
     check!(t, h.exits[1] > 0, "vCPU 1 never ran");
-    check!(t, h.marker, "no SALUS-TVM-READY line");
-    check!(t, h.ipi_ok, "no SALUS-TVM-IPI-OK line");
+    if !h.shell {
+        check!(t, h.marker, "no SALUS-TVM-READY line");
+        check!(t, h.ipi_ok, "no SALUS-TVM-IPI-OK line");
+    }
     let _ = h.id;
 }
