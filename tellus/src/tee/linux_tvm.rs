@@ -187,7 +187,6 @@ impl Uart {
 }
 
 struct Host {
-    id: u64,
     uart: Uart,
     line: [u8; 512],
     line_len: usize,
@@ -481,7 +480,6 @@ fn boot(t: &mut T, p: &Platform) {
     if reclaim_check(t, arena, arena_pages) {
         println!("tellus: linux-tvm: TVM destroyed, {arena_pages} pages reclaimed and zero");
     }
-    let _ = &mut cx;
 }
 
 /// The GPA ranges (start, 4 KiB pages) that hold measured pages.
@@ -622,7 +620,6 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     let sec = cx.slots()[1];
     let tick = p.ms(1).max(1);
     let mut h = Host {
-        id,
         uart: Uart::default(),
         line: [0; 512],
         line_len: 0,
@@ -646,7 +643,6 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     let mut inflight: Option<u64> = None;
     let start = arch::read_time();
     let limit = p.ms(30 * 60 * 1000);
-    let mut vcpu0_done = false;
     let stop = loop {
         // vCPU 1 on the secondary: collect a finished run, start the next.
         if let Some(seq) = inflight {
@@ -675,23 +671,22 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
             inflight = Some(call_async(p, sec, run_secondary, reqp as u64));
         }
         // vCPU 0 on the boot hart.
-        if !vcpu0_done {
-            nacl_setup_here(boot, false);
-            arch::interrupts_disable();
-            arch::sie_set(arch::STIP);
-            let _ = sbi::set_timer(arch::read_time() + tick);
-            let x = run_vcpu(id, 0);
-            take_interrupts();
-            if let Err(s) = h.handle(boot, 0, &x) {
-                break s;
-            }
+        let e = nacl_setup_here(boot, false);
+        if e != OK {
+            break Stop::Error(crate::msg!("nacl set_shmem on the boot hart: error {e}"));
+        }
+        arch::interrupts_disable();
+        arch::sie_set(arch::STIP);
+        let _ = sbi::set_timer(arch::read_time() + tick);
+        let x = run_vcpu(id, 0);
+        take_interrupts();
+        if let Err(s) = h.handle(boot, 0, &x) {
+            break s;
         }
         if arch::read_time() - start > limit {
             break Stop::Error(crate::msg!("no shutdown after 30 minutes"));
         }
     };
-    vcpu0_done = true;
-    let _ = vcpu0_done;
     // Let an in-flight run of vCPU 1 come back (its timer ends it).
     if let Some(seq) = inflight {
         let sl = &SLOTS[sec];
@@ -736,5 +731,4 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
         check!(t, h.marker, "no SALUS-TVM-READY line");
         check!(t, h.ipi_ok, "no SALUS-TVM-IPI-OK line");
     }
-    let _ = h.id;
 }
