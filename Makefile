@@ -32,14 +32,15 @@ QEMU_CMD = $(QEMU_BIN) -M $(MACHINE) -cpu $(CPU) -smp $(NCPU) -m $(MEM_SIZE) \
 
 export QEMU_BIN
 
-.PHONY: help setup salus tellus guestvm run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
+.PHONY: help setup salus tellus guestvm tvm-shim run_tellus fuzz test test-unit test-qemu bench fmt clippy clean \
 	linux kmod rootfs linux-images linux-pin linux-check-bare linux-bench-bare linux-run-bare vmm \
-	run_linux run_buildroot run_debian
+	run_linux run_buildroot run_debian run_linux_tvm run_linux_tvm_shell linux-tvm-bundle
 
 help:
 	@echo "make run_tellus   build Salus + tellus and run the tellus suite in QEMU"
 	@echo "make run_linux    Salus + the Debian kernel + initramfs (shell on the console, ssh -p $(SSH_PORT) root@localhost)"
 	@echo "make run_buildroot / run_debian   the same with a root disk (BUILDROOT= / DEBIAN=)"
+	@echo "make run_linux_tvm   the Debian kernel as a 2-vCPU confidential VM under tellus (docs/linux-tvm.md)"
 	@echo "make test         host unit tests + QEMU integration tests"
 	@echo "make bench        instruction-count benchmarks under -icount"
 	@echo "make fuzz         randomized COVH sequences from every hart (SEED=$(SEED) ITER=$(ITER) NCPU=4 FUZZ_ARGS=)"
@@ -60,7 +61,7 @@ salus: setup $(BUILD)
 	cargo build --release -p salus --target $(TARGET)
 	cp $(RELDIR)/salus $(SALUS_ELF)
 
-tellus: setup $(BUILD) guestvm
+tellus: setup $(BUILD) guestvm tvm-shim
 	cargo build --release -p tellus --target $(TARGET)
 	cp $(RELDIR)/tellus $(BUILD)/tellus.elf
 	$(OBJCOPY) -O binary $(BUILD)/tellus.elf $(TELLUS_BIN)
@@ -71,6 +72,15 @@ guestvm: setup $(BUILD)
 	$(OBJCOPY) -O binary $(BUILD)/guestvm.elf $(GUESTVM_BIN).tmp
 	@# Unchanged contents keep their mtime: the initramfs that carries it is not rebuilt.
 	@if cmp -s $(GUESTVM_BIN).tmp $(GUESTVM_BIN); then rm $(GUESTVM_BIN).tmp; else mv $(GUESTVM_BIN).tmp $(GUESTVM_BIN); fi
+
+# The measured boot shim of the Linux TVM (docs/linux-tvm.md).
+TVM_SHIM_BIN := $(BUILD)/tvm-shim.bin
+tvm-shim: setup $(BUILD)
+	cargo build --release -p tvm-shim --target $(TARGET)
+	cp $(RELDIR)/tvm-shim $(BUILD)/tvm-shim.elf
+	$(OBJCOPY) -O binary $(BUILD)/tvm-shim.elf $(TVM_SHIM_BIN).tmp
+	@if cmp -s $(TVM_SHIM_BIN).tmp $(TVM_SHIM_BIN); then rm $(TVM_SHIM_BIN).tmp; else mv $(TVM_SHIM_BIN).tmp $(TVM_SHIM_BIN); fi
+	@test $$(stat -c %s $(TVM_SHIM_BIN)) -lt 65536 || { echo "tvm-shim.bin is 64 KiB or more"; exit 1; }
 
 # Targets that carry guestvm.bin: built (or brought up to date) first.
 $(GUESTVM_BIN): guestvm ;
@@ -93,7 +103,7 @@ fuzz: NCPU := $(if $(filter command line environment,$(origin NCPU)),$(NCPU),4)
 fuzz: images
 	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="fuzz seed=$(SEED) iters=$(ITER) salus.check $(FUZZ_ARGS)" $(EXTRA_QEMU_ARGS)
 
-test: images linux-images
+test: images linux-images linux-tvm-bundle
 	QEMU=$(QEMU_BIN) ./crates/measurement/riscv-selftest/run.sh
 	cargo test --workspace --exclude salus --exclude tellus --exclude guestvm
 
@@ -104,7 +114,7 @@ fmt:
 	cargo fmt --all
 
 clippy:
-	cargo clippy --release -p salus -p tellus -p guestvm --target $(TARGET)
+	cargo clippy --release -p salus -p tellus -p guestvm -p tvm-shim --target $(TARGET)
 	cargo clippy --release -p salus-vmm --all-targets --target $(VMM_TARGET)
 	cargo clippy --workspace --exclude salus --exclude tellus --exclude guestvm --all-targets
 
@@ -252,3 +262,43 @@ run_debian: salus $(LINUX_IMAGE)
 		$(call initrd_loader,$(DEBIAN)/initrd) \
 		-drive file=$(DEBIAN)/image.qcow2,if=none,id=d0 \
 		-device nvme,serial=salus0,drive=d0 $(EXTRA_QEMU_ARGS)
+
+# ---- Linux as a confidential VM (TVM) under tellus ----
+# run_linux_tvm: tellus (bootargs `linux-tvm`) builds a 2-vCPU TVM from the
+# bundle (the Debian kernel, a tiny busybox initramfs, the TVM's device
+# tree; scripts/linux-tvm/build-bundle.py), which QEMU's guest-loader puts
+# at LINUX_TVM_BUNDLE_ADDR as the host's initrd; the measured tvm-shim
+# enters the kernel. docs/linux-tvm.md.
+LINUX_TVM_BUILD := $(BUILD)/linux-tvm
+LINUX_TVM_BUNDLE := $(LINUX_TVM_BUILD)/bundle.bin
+LINUX_TVM_BUNDLE_ADDR ?= 0xd0000000
+LINUX_TVM_SCRIPTS := scripts/linux-tvm
+
+$(LINUX_TVM_BUNDLE): $(LINUX_DEFAULT_IMAGE) $(LINUX_TVM_SCRIPTS)/build-bundle.py $(LINUX_TVM_SCRIPTS)/tvm.dts \
+		$(LINUX_TVM_SCRIPTS)/init $(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/versions.env
+	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) \
+		--busybox-deb $$(LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh fetch busybox-static) \
+		--out-dir $(LINUX_TVM_BUILD)
+
+linux-tvm-bundle: $(LINUX_TVM_BUNDLE)
+
+# The same TVM with `salus.shell` on its command line: /init gives a shell
+# on the emulated UART (console input through Salus's console) instead of
+# the test steps.
+LINUX_TVM_SHELL_BUNDLE := $(LINUX_TVM_BUILD)/shell/bundle.bin
+$(LINUX_TVM_SHELL_BUNDLE): $(LINUX_TVM_BUNDLE)
+	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) \
+		--busybox-deb $$(LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh fetch busybox-static) \
+		--out-dir $(LINUX_TVM_BUILD)/shell --bootargs-extra salus.shell
+
+run_linux_tvm_shell: NCPU := 2
+run_linux_tvm_shell: MEM_SIZE := 2048
+run_linux_tvm_shell: images $(LINUX_TVM_SHELL_BUNDLE)
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="linux-tvm" \
+		-device guest-loader,initrd=$(LINUX_TVM_SHELL_BUNDLE),addr=$(LINUX_TVM_BUNDLE_ADDR) $(EXTRA_QEMU_ARGS)
+
+run_linux_tvm: NCPU := 2
+run_linux_tvm: MEM_SIZE := 2048
+run_linux_tvm: images $(LINUX_TVM_BUNDLE)
+	$(QEMU_CMD) -device guest-loader,kernel=$(TELLUS_BIN),addr=$(HOST_ADDR),bootargs="linux-tvm" \
+		-device guest-loader,initrd=$(LINUX_TVM_BUNDLE),addr=$(LINUX_TVM_BUNDLE_ADDR) $(EXTRA_QEMU_ARGS)

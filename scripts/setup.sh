@@ -72,9 +72,10 @@ if ! command -v riscv64-linux-gnu-gcc >/dev/null 2>&1 ||
     for c in "${cmds[@]}"; do bash -c "$c"; done
 fi
 # What `make kmod` runs on the host: gcc (modpost is rebuilt), make,
-# objdump/strings (binutils), xz (the kernel source tarball).
+# objdump/strings (binutils), xz (the kernel source tarball); dtc for the
+# Linux TVM's device tree (make linux-tvm-bundle).
 missing=()
-for t in gcc:gcc make:make objdump:binutils strings:binutils xz:xz-utils; do
+for t in gcc:gcc make:make objdump:binutils strings:binutils xz:xz-utils dtc:device-tree-compiler; do
     command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -66,6 +66,10 @@ extern "C" fn tellus_main(hartid: u64, fdt: u64, boot_instret: u64) -> ! {
         attack::hw::fw_reserved_scenario(p, a);
         finish()
     }
+    if p.linux_tvm {
+        tee::linux_tvm::run(p);
+        finish()
+    }
     if p.attack_reboot {
         attack::hw::reboot_scenario(p);
         finish()

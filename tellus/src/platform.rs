@@ -105,6 +105,12 @@ pub struct Platform {
     pub fuzz_harts: u64,
     /// `fuzz-nofence`: no tvm_fence / destroy_tvm while harts race.
     pub fuzz_nofence: bool,
+    /// `linux-tvm` in bootargs: boot the Linux TVM from the bundle
+    /// (`tee::linux_tvm`) instead of the suite.
+    pub linux_tvm: bool,
+    /// The host's initrd (`/chosen/linux,initrd-start/end`): kept out of
+    /// the page pool.
+    pub initrd: Option<Range>,
 }
 
 impl Platform {
@@ -193,6 +199,8 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fuzz_iters: 2000,
         fuzz_harts: 0,
         fuzz_nofence: false,
+        linux_tvm: false,
+        initrd: None,
     };
 
     if let Some(r) = fdt
@@ -292,6 +300,14 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
             .push(Range::new(r.address() as u64, r.size() as u64));
     }
 
+    if let Some(chosen) = fdt.find_node("/chosen") {
+        let prop = |n: &str| chosen.property(n).and_then(|v| be_u64(v.value));
+        if let (Some(s), Some(e)) = (prop("linux,initrd-start"), prop("linux,initrd-end")) {
+            if e > s {
+                p.initrd = Some(Range { start: s, end: e });
+            }
+        }
+    }
     if let Some(args) = fdt
         .find_node("/chosen")
         .and_then(|c| c.property("bootargs"))
@@ -320,6 +336,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
                 p.fuzz_harts = v;
             }
             p.fuzz_nofence |= w == "fuzz-nofence";
+            p.linux_tvm |= w == "linux-tvm";
         }
     }
     Ok(p)
@@ -361,6 +378,9 @@ pub fn exclusions(p: &Platform) -> Ranges {
     }
     add(image_range());
     add(p.fdt);
+    if let Some(r) = p.initrd {
+        add(r);
+    }
     let v = &mut v[..n];
     v.sort_unstable_by_key(|r| r.start);
     // Merge into a Ranges (at most 16 after merging in practice).

@@ -13,6 +13,7 @@ pub mod calls;
 pub mod ctx;
 pub mod harts;
 pub mod host;
+pub mod linux_tvm;
 pub mod nacl;
 pub mod pool;
 pub mod run;
