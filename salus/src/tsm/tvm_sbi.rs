@@ -79,7 +79,7 @@ pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> 
         EID_BASE => base_call(fid, a[0]),
         EID_TIME if platform::get().has_sstc && fid == time::SET_TIMER as u64 => {
             // The TVM's own vstimecmp is loaded while it runs.
-            csr::write!(num::VSTIMECMP, a[0]);
+            crate::timer::write_vstimecmp(a[0]);
             Ok(0)
         }
         EID_SPI if fid == spi::SEND_IPI as u64 => send_ipi(vcpu, a[0], a[1]),
