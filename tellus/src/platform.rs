@@ -105,6 +105,10 @@ pub struct Platform {
     pub fuzz_harts: u64,
     /// `fuzz-nofence`: no tvm_fence / destroy_tvm while harts race.
     pub fuzz_nofence: bool,
+    /// /chosen/bootargs when no word of it is one tellus knows (a run
+    /// given no bootargs: `make run_tellus`); `None` when absent or when
+    /// tellus was given options.
+    pub unasked_bootargs: Option<crate::console::Msg>,
 }
 
 impl Platform {
@@ -193,6 +197,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fuzz_iters: 2000,
         fuzz_harts: 0,
         fuzz_nofence: false,
+        unasked_bootargs: None,
     };
 
     if let Some(r) = fdt
@@ -321,8 +326,25 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
             }
             p.fuzz_nofence |= w == "fuzz-nofence";
         }
+        if !args.split_whitespace().any(tellus_word) {
+            p.unasked_bootargs = Some(crate::console::Msg::from_args(format_args!("{args}")));
+        }
     }
     Ok(p)
+}
+
+/// A bootargs word tellus (or Salus, for the host's tests) acts on.
+fn tellus_word(w: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "bench",
+        "skip_oob_dbcn",
+        "fail-selftest",
+        "fuzz",
+        "attack-reboot",
+        "fuzz-nofence",
+    ];
+    const PREFIXES: &[&str] = &["salus.", "fw-resv=", "seed=", "iters=", "fuzz-harts="];
+    WORDS.contains(&w) || PREFIXES.iter().any(|p| w.starts_with(p))
 }
 
 // ---- free RAM ----------------------------------------------------------------

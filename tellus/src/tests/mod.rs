@@ -37,6 +37,7 @@ pub fn run(p: &Platform) {
     run_one("dbcn_oob", p, test_dbcn_oob);
     run_one("srst_invalid", p, test_srst_invalid);
     run_one("uint32_upper_bits", p, test_uint32_upper_bits);
+    run_one("host_bootargs", p, test_host_bootargs);
 }
 
 /// A deliberate failure (bootargs `fail-selftest`): proves that one failed
