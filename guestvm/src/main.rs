@@ -929,6 +929,17 @@ fn test_tsm_sbi() -> TestResult {
         "console_write(unmapped): error {}",
         r.error
     );
+    // SRST's type and reason are uint32: bits 63..32 are ignored. A vendor
+    // reset type (0xF000_0000) is not supported, whatever is above it
+    // (INVALID_PARAM would mean the upper bits were looked at); a valid
+    // type would end the TVM, so only this one is tried.
+    const JUNK: u64 = 0xdead_beef << 32;
+    let r = ecall(EID_SRST, 0, [JUNK | 0xF000_0000, JUNK, 0, 0, 0, 0]);
+    ensure!(
+        r.error == ERR_NOT_SUPPORTED,
+        "system_reset(type 0xdeadbeef_f0000000, reason 0xdeadbeef_00000000): error {}",
+        r.error
+    );
     // Salus's entropy for TVMs (QEMU's firmware always has an rng-seed).
     let p = ecall(EID_BASE, 3, [EID_SALUS_ENTROPY, 0, 0, 0, 0, 0]);
     ensure!(p.value == 1, "probe_extension(Salus entropy) = {}", p.value);

@@ -7,7 +7,7 @@
 //! Each hart's multiplexer is only touched by that hart, with interrupts
 //! off, so its lock is never contended.
 
-use crate::arch::csr::{self, num};
+use crate::arch::csr::{self, bits, num};
 use crate::arch::entry::MAX_HARTS;
 use crate::platform;
 use spin::Mutex;
@@ -58,4 +58,31 @@ pub fn expired(hartid: usize) -> Sources {
 /// The deadline of `s` on `hartid`, and what the hardware was given.
 pub fn deadline(hartid: usize, s: Source) -> (u64, u64) {
     with(hartid, |m| (m.deadline(s), m.programmed()))
+}
+
+/// Writes `vstimecmp` (Sstc) with `deadline`, then makes sure a deadline
+/// still in the future leaves no VS timer interrupt pending. Sstc ties
+/// VSTIP to `time + htimedelta >= vstimecmp` (htimedelta is 0 here), so a
+/// later deadline must clear it. QEMU (10.0) clears its VSTIP before it
+/// takes the lock under which the expiry of the previous deadline sets it,
+/// so that expiry can re-raise VSTIP just as the new value lands: the
+/// host (or TVM) then takes its timer interrupt before its deadline. The
+/// read of `hip` waits for such an expiry to finish; one more write then
+/// clears what it left. Bounded: `hvip.VSTIP`, which no write here
+/// clears, is never set with Sstc.
+pub fn write_vstimecmp(deadline: u64) {
+    csr::write!(num::VSTIMECMP, deadline);
+    settle_vstimecmp(deadline);
+}
+
+/// What [`write_vstimecmp`] does after the write, for a `vstimecmp` just
+/// given `deadline` by other means (a swap).
+pub fn settle_vstimecmp(deadline: u64) {
+    for _ in 0..4 {
+        if csr::read!(num::HIP) & (1 << bits::IRQ_VS_TIMER) == 0 || crate::arch::time() >= deadline
+        {
+            return;
+        }
+        csr::write!(num::VSTIMECMP, deadline);
+    }
 }

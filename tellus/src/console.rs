@@ -62,6 +62,12 @@ impl Msg {
     }
 }
 
+impl fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 impl Default for Msg {
     fn default() -> Self {
         Msg::new()

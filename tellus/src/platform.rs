@@ -111,6 +111,10 @@ pub struct Platform {
     /// The host's initrd (`/chosen/linux,initrd-start/end`): kept out of
     /// the page pool.
     pub initrd: Option<Range>,
+    /// /chosen/bootargs when no word of it is one tellus knows (a run
+    /// given no bootargs: `make run_tellus`); `None` when absent or when
+    /// tellus was given options.
+    pub unasked_bootargs: Option<crate::console::Msg>,
 }
 
 impl Platform {
@@ -201,6 +205,7 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         fuzz_nofence: false,
         linux_tvm: false,
         initrd: None,
+        unasked_bootargs: None,
     };
 
     if let Some(r) = fdt
@@ -338,8 +343,26 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
             p.fuzz_nofence |= w == "fuzz-nofence";
             p.linux_tvm |= w == "linux-tvm";
         }
+        if !args.split_whitespace().any(tellus_word) {
+            p.unasked_bootargs = Some(crate::console::Msg::from_args(format_args!("{args}")));
+        }
     }
     Ok(p)
+}
+
+/// A bootargs word tellus (or Salus, for the host's tests) acts on.
+fn tellus_word(w: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "bench",
+        "skip_oob_dbcn",
+        "fail-selftest",
+        "fuzz",
+        "attack-reboot",
+        "fuzz-nofence",
+        "linux-tvm",
+    ];
+    const PREFIXES: &[&str] = &["salus.", "fw-resv=", "seed=", "iters=", "fuzz-harts="];
+    WORDS.contains(&w) || PREFIXES.iter().any(|p| w.starts_with(p))
 }
 
 // ---- free RAM ----------------------------------------------------------------

@@ -19,15 +19,13 @@
 //! * `salus.vmid_bits=N`: use at most N VMID bits (tests the shared-VMID
 //!   path on QEMU). Left for the host to see.
 //!
-//! With no command line at all the host gets `console=ttyS0 earlycon=sbi`
-//! (the emulated 16550, and the SBI console for early messages).
+//! With no command line (or only Salus-only words) the host gets an empty
+//! one: Salus adds nothing of its own. A Linux host's `console=` and
+//! `earlycon=` come from whoever boots it (the Makefile's `LINUX_BOOTARGS`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use devicetree::MachineInfo;
-
-/// What the host's kernel command line is when nobody gave one.
-pub const DEFAULT_HOST_BOOTARGS: &str = "console=ttyS0 earlycon=sbi";
 
 /// Words only Salus consumes.
 const SALUS_ONLY: &[&str] = &["salus.pci=", "salus.check"];
@@ -70,7 +68,8 @@ pub fn parse(info: &MachineInfo) -> Options {
 }
 
 /// The host kernel's command line: the guest-loader's, else `/chosen`'s,
-/// without Salus-only words; the default when that leaves nothing.
+/// without Salus-only words; empty when that leaves nothing (given as an
+/// empty `/chosen/bootargs`, so the firmware's is not used instead).
 pub fn host_bootargs(info: &MachineInfo) -> String {
     let src = info
         .kernel
@@ -82,9 +81,5 @@ pub fn host_bootargs(info: &MachineInfo) -> String {
         .split_whitespace()
         .filter(|w| !SALUS_ONLY.iter().any(|p| w.starts_with(p)))
         .collect();
-    if kept.is_empty() {
-        String::from(DEFAULT_HOST_BOOTARGS)
-    } else {
-        kept.join(" ")
-    }
+    kept.join(" ")
 }

@@ -158,7 +158,7 @@ impl HostVcpu {
     /// SBI set_timer for the host.
     pub fn set_timer(&mut self, deadline: u64) {
         if platform::get().has_sstc {
-            csr::write!(num::VSTIMECMP, deadline);
+            crate::timer::write_vstimecmp(deadline);
             return;
         }
         self.set_emulated_timer(deadline);

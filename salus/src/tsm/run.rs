@@ -261,6 +261,11 @@ fn swap_vs(c: &mut VsCsrs, sw: &Switch, has_sstc: bool) {
         c.vstimecmp = csr::swap!(num::VSTIMECMP, c.vstimecmp);
     }
     c.hvip = csr::swap!(num::HVIP, c.hvip);
+    if has_sstc {
+        // The outgoing deadline's expiry must not reach the incoming side
+        // (timer::write_vstimecmp).
+        timer::settle_vstimecmp(csr::read!(num::VSTIMECMP));
+    }
     c.scounteren = csr::swap!(num::SCOUNTEREN, c.scounteren);
     if sw.senvcfg {
         c.senvcfg = csr::swap!(num::SENVCFG, c.senvcfg);

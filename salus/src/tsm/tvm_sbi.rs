@@ -84,18 +84,21 @@ pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> 
         EID_BASE => base_call(fid, a[0]),
         EID_TIME if platform::get().has_sstc && fid == time::SET_TIMER as u64 => {
             // The TVM's own vstimecmp is loaded while it runs.
-            csr::write!(num::VSTIMECMP, a[0]);
+            crate::timer::write_vstimecmp(a[0]);
             Ok(0)
         }
         EID_SPI if fid == spi::SEND_IPI as u64 => send_ipi(vcpu, a[0], a[1]),
         EID_RFNC => rfence(vcpu, fid, args),
         EID_SRST if fid == srst::SYSTEM_RESET as u64 => {
-            let r = check_reset(a[0], a[1]);
+            let r = check_reset(a[0]);
             if r.is_ok() {
                 // The TVM is going away: this vCPU never runs again; the
-                // host destroys the TVM.
+                // host destroys the TVM. It hears the 32-bit type and
+                // reason.
                 vcpu.stop();
-                notify = true;
+                answer(v, sbi_abi::SbiRet::success(0));
+                let (kind, reason) = (a[0] & 0xffff_ffff, a[1] & 0xffff_ffff);
+                return done(v, true, [kind, reason, 0, 0, 0, 0, fid, eid]);
             }
             r
         }
@@ -210,10 +213,12 @@ fn check_vcpus(v: &VcpuState, sel: HartSelection) -> SbiResult {
     named_vcpus_exist(tvm, sel)
 }
 
-fn check_reset(kind: u64, reason: u64) -> SbiResult {
-    match kind {
-        0..=2 if reason <= u32::MAX as u64 => Ok(0),
-        0xF000_0000..=0xFFFF_FFFF => Err(SbiError::NotSupported),
+/// SRST's reset_type (uint32: on RV64 bits 63..32 are ignored). Any
+/// 32-bit reason is passed on (salus-vmm turns it into an exit status).
+fn check_reset(kind: u64) -> SbiResult {
+    match kind as u32 {
+        0..=2 => Ok(0),
+        0xF000_0000..=u32::MAX => Err(SbiError::NotSupported),
         _ => Err(SbiError::InvalidParam),
     }
 }

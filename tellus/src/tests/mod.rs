@@ -6,12 +6,14 @@ mod calls;
 mod common;
 mod hsm;
 mod state;
+mod timer;
 
 use crate::harness::{run_one, T};
 use crate::platform::Platform;
 use calls::*;
 use hsm::*;
 use state::*;
+use timer::*;
 
 pub fn run(p: &Platform) {
     run_one("base", p, test_base);
@@ -22,6 +24,7 @@ pub fn run(p: &Platform) {
     run_one("hsm_start", p, test_hsm_start);
     run_one("ipi_all", p, test_ipi_all);
     run_one("rfence", p, test_rfence);
+    run_one("timer_stress", p, test_timer_stress);
     run_one("hsm_stop_suspend", p, test_hsm_stop_suspend);
     run_one("fpu_regs", p, test_fpu);
     if p.has_v {
@@ -34,6 +37,7 @@ pub fn run(p: &Platform) {
     run_one("dbcn_oob", p, test_dbcn_oob);
     run_one("srst_invalid", p, test_srst_invalid);
     run_one("uint32_upper_bits", p, test_uint32_upper_bits);
+    run_one("host_bootargs", p, test_host_bootargs);
 }
 
 /// A deliberate failure (bootargs `fail-selftest`): proves that one failed

@@ -280,3 +280,20 @@ pub fn test_uint32_upper_bits(t: &mut T, p: &Platform) {
         check_err!(t, r, OK, "hart_suspend(type 0xdeadbeef_00000000)");
     }
 }
+
+/// The host's /chosen/bootargs is what it was given: with no bootargs
+/// (no tellus option in them) Salus adds nothing, such as a Linux console
+/// (the Makefile's Linux targets pass their own).
+pub fn test_host_bootargs(t: &mut T, p: &Platform) {
+    match &p.unasked_bootargs {
+        Some(a) => {
+            check!(
+                t,
+                a.as_str().trim().is_empty(),
+                "/chosen/bootargs is {:?} though tellus was given none",
+                a.as_str()
+            );
+        }
+        None => t.note(format_args!("empty, absent or given")),
+    }
+}
