@@ -25,6 +25,7 @@
 
 pub mod linux;
 pub mod linux_bench;
+pub mod tvm_bench;
 pub mod vmm_bench;
 
 use std::ffi::OsString;
