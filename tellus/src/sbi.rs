@@ -4,13 +4,7 @@ use sbi_abi::{base, dbcn, hsm, rfnc, spi, srst, time, SbiRet};
 
 use crate::arch::ecall;
 
-pub const EID_BASE: u64 = base::EID_BASE as u64;
-pub const EID_TIME: u64 = time::EID_TIME as u64;
-pub const EID_SPI: u64 = spi::EID_SPI as u64;
-pub const EID_RFNC: u64 = rfnc::EID_RFNC as u64;
-pub const EID_HSM: u64 = hsm::EID_HSM as u64;
-pub const EID_SRST: u64 = srst::EID_SRST as u64;
-pub const EID_DBCN: u64 = dbcn::EID_DBCN as u64;
+pub use sbi_abi::eid::{EID_BASE, EID_DBCN, EID_HSM, EID_RFNC, EID_SPI, EID_SRST, EID_TIME};
 /// Performance Monitoring extension, which Salus does not offer.
 pub const EID_PMU: u64 = 0x0050_4D55;
 

@@ -11,7 +11,9 @@ use sbi_abi::SbiRet;
 
 use super::calls::*;
 use super::harts::{boot_slot, run_on, take_interrupts};
-use super::nacl::{nacl_console_byte, nacl_csr, nacl_gpr, nacl_set_gpr, nacl_setup_here};
+use super::nacl::{
+    nacl_console_byte, nacl_csr, nacl_ecall_args, nacl_gpr, nacl_set_gpr, nacl_setup_here,
+};
 use super::pool::{host_page_ok, rd, wr};
 use super::proto;
 use super::run::{run_vcpu_regcheck, Exit, RegCheck, REGCHECK_VBYTES};
@@ -447,10 +449,7 @@ impl TvmHost {
         }
         match x.scause {
             10 => {
-                let mut a = [0u64; 8];
-                for (k, v) in a.iter_mut().enumerate() {
-                    *v = nacl_gpr(slot, nacl::gpr::A0 + k);
-                }
+                let a = nacl_ecall_args(slot);
                 let (e, v) = self.ecall(slot, &a)?;
                 self.set_result_gpr(nacl::gpr::A0, e as u64);
                 self.set_result_gpr(nacl::gpr::A1, v);

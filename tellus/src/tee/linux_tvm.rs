@@ -256,10 +256,7 @@ impl Host {
         }
         match x.scause {
             10 => {
-                let mut a = [0u64; 8];
-                for (k, v) in a.iter_mut().enumerate() {
-                    *v = nacl_gpr(slot, nacl::gpr::A0 + k);
-                }
+                let a = nacl_ecall_args(slot);
                 let (e, v) = match (a[7], a[6]) {
                     (EID_DBCN, 0) => {
                         let n = (a[0] as usize).min(nacl::CONSOLE_BYTES_MAX);

@@ -37,6 +37,11 @@ pub fn nacl_console_byte(slot: usize, k: usize) -> u8 {
     unsafe { core::ptr::read_volatile(a as *const u8) }
 }
 
+/// a0..a7 of a forwarded or notified ecall exit taken on hart `slot`.
+pub fn nacl_ecall_args(slot: usize) -> [u64; 8] {
+    core::array::from_fn(|k| nacl_gpr(slot, nacl::gpr::A0 + k))
+}
+
 pub fn nacl_csr(slot: usize, csr: u16) -> u64 {
     let a = nacl_addr(slot) + nacl::csr_offset(csr).unwrap() as u64;
     // SAFETY: inside tellus's own NACL area.
