@@ -22,6 +22,7 @@
 #define SALUS_GFP		(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
 
 #define SALUS_PT_INITIAL	16	/* PT pages donated at CREATE_TVM */
+#define SALUS_SPARE_4K		32	/* 4 KiB pages converted ahead per TVM */
 #define SALUS_PT_STEP		8	/* more on each OUT_OF_PTPAGES */
 #define SALUS_MAX_SHARED	65536	/* shared pages pinned per TVM */
 #define SALUS_MAX_VCPUS		1024	/* cap on tsm_info.tvm_max_vcpus */
@@ -58,6 +59,13 @@ struct salus_tvm {
 	struct salus_chunk_blk *cur;
 	unsigned long free_slots;
 	unsigned long reserved;
+	/*
+	 * 4 KiB pages converted ahead, not yet the TSM's: small adds (demand
+	 * faults) take them, so one fence serves SALUS_SPARE_4K faults.
+	 * Under the file mutex; reclaimed when the TVM goes.
+	 */
+	struct page *spare[SALUS_SPARE_4K];
+	unsigned int nspare;
 	/* Shared pages: gpa >> 12 -> pinned page; XA_MARK_0 = invalidated. */
 	struct xarray shared;
 	unsigned long nshared;
@@ -109,6 +117,9 @@ int salus_call_pt(struct salus_file *sf, struct salus_tvm *tvm, int fid,
 		  unsigned long a1, unsigned long a2, unsigned long a3,
 		  unsigned long a4, unsigned long a5);
 void salus_chunks_release(struct salus_tvm *tvm, bool reclaim);
+int salus_take_converted(struct salus_file *sf, struct salus_tvm *tvm,
+			 struct page **pages, unsigned int k, unsigned int order);
+void salus_spares_release(struct salus_tvm *tvm);
 
 /* tvm */
 long salus_ioc_create(struct salus_file *sf, void __user *arg);

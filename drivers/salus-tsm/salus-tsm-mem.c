@@ -206,6 +206,38 @@ int salus_alloc_converted(struct salus_file *sf, struct page **pages,
 	return ret;
 }
 
+/*
+ * @k converted chunks for @tvm: small 4 KiB requests come from its spares,
+ * refilled a batch at a time (one fence for the batch); the rest are
+ * converted now. Same contract as salus_alloc_converted().
+ */
+int salus_take_converted(struct salus_file *sf, struct salus_tvm *tvm,
+			 struct page **pages, unsigned int k, unsigned int order)
+{
+	unsigned int i;
+
+	if (order || k > SALUS_SPARE_4K)
+		return salus_alloc_converted(sf, pages, k, order);
+	if (tvm->nspare < k) {
+		unsigned int want = SALUS_SPARE_4K - tvm->nspare;
+
+		/* A batch that cannot be had: just what is asked. */
+		if (salus_alloc_converted(sf, tvm->spare + tvm->nspare, want, 0))
+			return salus_alloc_converted(sf, pages, k, order);
+		tvm->nspare += want;
+	}
+	for (i = 0; i < k; i++)
+		pages[i] = tvm->spare[--tvm->nspare];
+	return 0;
+}
+
+/* The spares were never the TSM's: reclaim and free them. */
+void salus_spares_release(struct salus_tvm *tvm)
+{
+	salus_reclaim_free(NULL, tvm->spare, tvm->nspare, 0);
+	tvm->nspare = 0;
+}
+
 /* ---- page-table pages ---------------------------------------------- */
 
 /* Donate up to @n more page-table pages (bounded per TVM). */

@@ -73,6 +73,7 @@ static void salus_tvm_teardown(struct salus_tvm *tvm)
 	unsigned int i;
 	int tries;
 
+	salus_spares_release(tvm);
 	for (tries = 0;; tries++) {
 		r = covh_call(COVH_DESTROY_TVM, tvm->id, 0, 0, 0, 0, 0);
 		if (r.error != SALUS_ERR_BUSY || tries >= SALUS_DESTROY_TRIES)
@@ -128,6 +129,7 @@ static struct salus_tvm *salus_tvm_alloc(void)
 
 static void salus_tvm_free_unused(struct salus_tvm *tvm)
 {
+	salus_spares_release(tvm);
 	salus_chunks_release(tvm, true);
 	kfree(tvm->vcpus);
 	kfree(tvm);
@@ -282,7 +284,7 @@ static int salus_add_private(struct salus_file *sf, struct salus_tvm *tvm,
 		ret = salus_chunks_reserve(tvm, k);
 		if (ret)
 			break;
-		ret = salus_alloc_converted(sf, pages, k, order);
+		ret = salus_take_converted(sf, tvm, pages, k, order);
 		if (ret) {
 			salus_chunks_unreserve(tvm, k);
 			break;
