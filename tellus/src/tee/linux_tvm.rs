@@ -5,7 +5,8 @@
 //! (tvm-shim), the kernel, the initramfs and the TVM's device tree into
 //! their fixed GPAs, backs the rest of RAM with zero pages, and runs vCPU 0
 //! on the boot hart and vCPU 1 (once the kernel starts it with SBI HSM) on
-//! a secondary, concurrently, each run cut short by a 1 ms host timer. It
+//! a secondary, concurrently, each run cut short by a 250 us host timer
+//! (vCPU 1's exits wait for the boot hart's loop: the slice bounds that). It
 //! serves the TVM's console (DBCN exits and a polled 16550 UART emulated
 //! from MMIO exits) and its shutdown, then destroys the TVM and reclaims
 //! every page.
@@ -615,7 +616,8 @@ fn build(
 fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     let boot = boot_slot(p);
     let sec = cx.slots()[1];
-    let tick = p.ms(1).max(1);
+    // 250 us: vCPU 1's exits are served between vCPU 0's runs.
+    let tick = (p.ms(1) / 4).max(1);
     let mut h = Host {
         uart: Uart::default(),
         line: [0; 512],
