@@ -449,7 +449,6 @@ fn run_until_exit(
                         continue;
                     }
                     Served::Notify(n) => return Exit::Notify(n),
-                    Served::Forward => return Exit::Ecall(a),
                 }
             }
             20 | 21 | 23 => {

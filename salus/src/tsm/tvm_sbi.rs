@@ -51,20 +51,14 @@ pub enum Served {
     Resume,
     /// Answered; the host is told these a0..a7 (nothing comes back).
     Notify([u64; 8]),
-    /// The host answers (a0/a1 on the next run).
-    Forward,
 }
 
-/// A TVM's ecall (a0..a7 in `a`) on this hart, whose host registered its
-/// NACL shared memory at `nacl`. Sets the TVM's a0/a1 and steps past the
-/// ecall for everything but `Forward`.
+/// A TVM's ecall (a0..a7 in `a`) that is not [`for_host`] (the run loop
+/// forwards those itself), on this hart, whose host registered its NACL
+/// shared memory at `nacl`. Sets the TVM's a0/a1 and steps past the ecall.
 #[inline(never)]
 pub fn handle(vcpu: &VcpuState, v: &mut VcpuPrivate, a: [u64; 8], nacl: u64) -> Served {
     let (eid, fid) = (a[7], a[6]);
-    if for_host(eid) {
-        v.pending = Pending::Ecall;
-        return Served::Forward;
-    }
     let args = [a[0], a[1], a[2], a[3], a[4], a[5]];
     let mut notify = false;
     let r: SbiResult = match eid {
