@@ -497,19 +497,19 @@ fn guest_page_fault(vcpu: &VcpuState, v: &mut VcpuPrivate, scause: u64) -> Optio
     })
 }
 
-/// A supervisor software interrupt while a TVM ran: unless it is an IPI
-/// for the host, it asked for fences (served here, the TVM's VMID loaded)
-/// or kicked this vCPU for an IPI it is owed; true if the TVM runs on.
+/// A supervisor software interrupt while a TVM ran: fences (served here,
+/// the TVM's VMID loaded), a kick for an IPI this vCPU is owed, or an IPI
+/// for the host; true if the TVM runs on (no IPI owed to the host).
+/// SSIP is cleared before `vssip` is read: a host IPI posted meanwhile
+/// (`vssip` stored, then the IPI sent) is either seen here or raises SSIP
+/// again, never lost.
 #[cold]
 #[inline(never)]
 fn kicked(hartid: usize, vcpu: &VcpuState) -> bool {
-    if crate::hart::shared(hartid).vssip.load(Ordering::Acquire) {
-        return false;
-    }
     csr::clear!(num::SIP, 1 << bits::IRQ_S_SOFT);
     crate::hart::serve_fences(hartid);
     tvm_sbi::deliver_ipi(vcpu);
-    true
+    !crate::hart::shared(hartid).vssip.load(Ordering::SeqCst)
 }
 
 /// The access fault for a guest page fault cause (20, 21, 23).
