@@ -61,7 +61,7 @@ salus: setup $(BUILD)
 	cargo build --release -p salus --target $(TARGET)
 	cp $(RELDIR)/salus $(SALUS_ELF)
 
-tellus: setup $(BUILD) guestvm tvm-shim
+tellus: setup $(BUILD) guestvm
 	cargo build --release -p tellus --target $(TARGET)
 	cp $(RELDIR)/tellus $(BUILD)/tellus.elf
 	$(OBJCOPY) -O binary $(BUILD)/tellus.elf $(TELLUS_BIN)
@@ -82,8 +82,9 @@ tvm-shim: setup $(BUILD)
 	@if cmp -s $(TVM_SHIM_BIN).tmp $(TVM_SHIM_BIN); then rm $(TVM_SHIM_BIN).tmp; else mv $(TVM_SHIM_BIN).tmp $(TVM_SHIM_BIN); fi
 	@test $$(stat -c %s $(TVM_SHIM_BIN)) -lt 65536 || { echo "tvm-shim.bin is 64 KiB or more"; exit 1; }
 
-# Targets that carry guestvm.bin: built (or brought up to date) first.
+# Targets that carry guestvm.bin or the shim: built (or brought up to date) first.
 $(GUESTVM_BIN): guestvm ;
+$(TVM_SHIM_BIN): tvm-shim ;
 
 images: salus tellus guestvm
 
@@ -181,7 +182,7 @@ $(LINUX_DEFAULT_INITRD): $(LINUX_DEFAULT_IMAGE) $(KMOD_KO) $(GUESTVM_BIN) $(SALU
 VMM_BIN := $(LINUX_BUILD)/salus-vmm
 
 # Rebuilt when its sources (or the crates it uses) change.
-VMM_SRCS := $(shell find salus-vmm crates/cove-abi crates/measurement crates/sbi-abi \
+VMM_SRCS := $(shell find salus-vmm crates/cove-abi crates/measurement crates/sbi-abi crates/tvm-bundle crates/uart16550 \
 	-name '*.rs' -o -name Cargo.toml 2>/dev/null) guestvm/src/protocol.rs Cargo.lock .cargo/config.toml
 vmm: $(VMM_BIN)
 
@@ -274,9 +275,9 @@ LINUX_TVM_BUNDLE := $(LINUX_TVM_BUILD)/bundle.bin
 LINUX_TVM_BUNDLE_ADDR ?= 0xd0000000
 LINUX_TVM_SCRIPTS := scripts/linux-tvm
 
-$(LINUX_TVM_BUNDLE): $(LINUX_DEFAULT_IMAGE) $(LINUX_TVM_SCRIPTS)/build-bundle.py $(LINUX_TVM_SCRIPTS)/tvm.dts \
+$(LINUX_TVM_BUNDLE): $(LINUX_DEFAULT_IMAGE) $(TVM_SHIM_BIN) $(LINUX_TVM_SCRIPTS)/build-bundle.py $(LINUX_TVM_SCRIPTS)/tvm.dts \
 		$(LINUX_TVM_SCRIPTS)/init $(LINUX_SCRIPTS)/mkinitramfs.py $(LINUX_SCRIPTS)/versions.env
-	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) \
+	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) --shim $(TVM_SHIM_BIN) \
 		--busybox-deb $$(LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh fetch busybox-static) \
 		--out-dir $(LINUX_TVM_BUILD)
 
@@ -287,7 +288,7 @@ linux-tvm-bundle: $(LINUX_TVM_BUNDLE)
 # the test steps.
 LINUX_TVM_SHELL_BUNDLE := $(LINUX_TVM_BUILD)/shell/bundle.bin
 $(LINUX_TVM_SHELL_BUNDLE): $(LINUX_TVM_BUNDLE)
-	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) \
+	python3 $(LINUX_TVM_SCRIPTS)/build-bundle.py --image $(LINUX_DEFAULT_IMAGE) --shim $(TVM_SHIM_BIN) \
 		--busybox-deb $$(LINUX_BUILD=$(LINUX_BUILD) $(LINUX_SCRIPTS)/debs.sh fetch busybox-static) \
 		--out-dir $(LINUX_TVM_BUILD)/shell --bootargs-extra salus.shell
 

@@ -13,7 +13,6 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-T{}", script.display());
     }
     embed_guestvm(&dir);
-    embed_tvm_shim(&dir);
 }
 
 /// tellus embeds guestvm (the confidential test guest) and loads it into a
@@ -43,24 +42,4 @@ fn embed_guestvm(dir: &std::path::Path) {
     let bin = bin.canonicalize().unwrap_or(bin);
     println!("cargo:rerun-if-changed={}", bin.display());
     println!("cargo:rustc-env=TELLUS_GUESTVM_BIN={}", bin.display());
-}
-
-/// The Linux TVM's boot shim (`make tvm-shim`), loaded by the `linux-tvm`
-/// mode; `TVM_SHIM_BIN` overrides `../build/tvm-shim.bin`. Without it tellus
-/// still builds (the mode then says the shim is missing).
-fn embed_tvm_shim(dir: &std::path::Path) {
-    println!("cargo:rerun-if-env-changed=TVM_SHIM_BIN");
-    let bin = match env::var_os("TVM_SHIM_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => dir.join("../build/tvm-shim.bin"),
-    };
-    let bin = if bin.is_file() {
-        bin.canonicalize().unwrap_or(bin)
-    } else {
-        let empty = PathBuf::from(env::var("OUT_DIR").unwrap()).join("tvm-shim-empty.bin");
-        std::fs::write(&empty, []).unwrap();
-        empty
-    };
-    println!("cargo:rerun-if-changed={}", bin.display());
-    println!("cargo:rustc-env=TELLUS_TVM_SHIM_BIN={}", bin.display());
 }

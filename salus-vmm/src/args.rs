@@ -17,6 +17,10 @@ Builds a TVM from IMAGE through /dev/salus-tsm and runs it until it shuts down.
   --guestvm           IMAGE is guestvm (default when its name starts with
                       \"guestvm\"): its fixed layout, 2 MiB pages, EID_GVM checks
   --generic           IMAGE is not guestvm, whatever its name
+A Linux TVM bundle (build/linux-tvm/bundle.bin, a file or a disk holding
+it) is recognised by its header: it brings its own layout, device tree and
+boot shim, runs 2 vCPUs and its console is an emulated 16550 UART (output
+to stdout, input from stdin).
   --max-exits N       end the TVM after N exits (default: no limit)
   --bench-ecalls N    guestvm only: N no-op forwarded ecalls, then shutdown;
                       prints the time per round trip (`make bench`)
@@ -30,6 +34,10 @@ Exit status: the TVM's SRST reason (0 = success; reasons above 63 give 63),
 pub enum Profile {
     Guestvm,
     Generic,
+    /// IMAGE is a Linux TVM bundle (`make linux-tvm-bundle`; recognised
+    /// by its magic when the file is read): the shim, kernel, initramfs and
+    /// device tree at their fixed GPAs, 2 vCPUs, a 16550 UART console.
+    LinuxTvm,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,13 +26,21 @@ fn image() -> Inputs {
         image: Blob::from_bytes(&[0x13; 5000]),
         initrd: None,
         dtb: None,
+        shim: None,
     }
 }
 
 fn go(fake: Fake, cmd: &str, has_v: bool) -> (Result<Report, String>, Capture, Arc<Mutex<World>>) {
     let cap = Capture::default();
     let world = Arc::clone(&fake.world);
-    let r = launch(fake, &args(cmd), image(), has_v, Box::new(cap.clone()));
+    let r = launch(
+        fake,
+        &args(cmd),
+        image(),
+        has_v,
+        Box::new(cap.clone()),
+        None,
+    );
     (r, cap, world)
 }
 

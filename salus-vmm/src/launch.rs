@@ -36,6 +36,7 @@ pub fn launch<T: Tsm>(
     inputs: Inputs,
     has_v: bool,
     mut out: Box<dyn Write + Send>,
+    console_input: Option<std::sync::mpsc::Receiver<u8>>,
 ) -> Result<Report, String> {
     let started = Instant::now();
     let info = tsm
@@ -91,7 +92,7 @@ pub fn launch<T: Tsm>(
     };
     let profile = plan.profile;
     drop(plan);
-    let vm = Vm::new(tsm, cfg, mem, out);
+    let vm = Vm::new(tsm, cfg, mem, out, console_input);
     let t0 = Instant::now();
     let end = vm.run();
     if args.verbose {

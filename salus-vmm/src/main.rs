@@ -15,6 +15,7 @@ mod console;
 mod exit;
 mod guestvm;
 mod launch;
+mod linux_tvm;
 mod memory;
 #[path = "../../guestvm/src/protocol.rs"]
 mod protocol;
@@ -40,7 +41,7 @@ fn main() {
             let _ = writeln!(std::io::stdout(), "{}", args::USAGE);
             0
         }
-        Ok(Command::Run(a)) => run(&a),
+        Ok(Command::Run(mut a)) => run(&mut a),
         Err(e) => {
             eprintln!("salus-vmm: {e}\n{}", args::USAGE);
             EXIT_USAGE
@@ -49,7 +50,13 @@ fn main() {
     std::process::exit(status)
 }
 
-fn read_inputs(a: &RunArgs) -> Result<setup::Inputs, String> {
+/// Reads IMAGE (and --initrd, --dtb); a Linux TVM bundle makes the run
+/// a Linux TVM whatever IMAGE's name.
+fn read_inputs(a: &mut RunArgs) -> Result<setup::Inputs, String> {
+    if a.profile != args::Profile::Guestvm && linux_tvm::is_bundle(&a.image) {
+        a.profile = args::Profile::LinuxTvm;
+        return linux_tvm::read(&a.image);
+    }
     let read =
         |p: &std::path::Path| setup::Blob::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let dtb = match &a.dtb {
@@ -60,7 +67,28 @@ fn read_inputs(a: &RunArgs) -> Result<setup::Inputs, String> {
         image: read(&a.image)?,
         initrd: a.initrd.as_deref().map(read).transpose()?,
         dtb,
+        shim: None,
     })
+}
+
+/// stdin's bytes, read by a thread of their own (the UART polls for them);
+/// the thread ends with stdin.
+#[cfg(target_os = "linux")]
+fn stdin_bytes() -> std::sync::mpsc::Receiver<u8> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut b = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while let Ok(n @ 1..) = stdin.read(&mut b) {
+                if b[..n].iter().any(|&c| tx.send(c).is_err()) {
+                    return;
+                }
+            }
+        });
+    rx
 }
 
 /// Whether the harts have V: the kernel's hwcap (riscv64) or every hart's
@@ -72,7 +100,7 @@ fn has_v() -> bool {
 }
 
 #[cfg(target_os = "linux")]
-fn run(a: &RunArgs) -> i32 {
+fn run(a: &mut RunArgs) -> i32 {
     let inputs = match read_inputs(a) {
         Ok(i) => i,
         Err(e) => {
@@ -87,7 +115,8 @@ fn run(a: &RunArgs) -> i32 {
             return EXIT_VMM_FAILED;
         }
     };
-    match launch::launch(dev, a, inputs, has_v(), Box::new(std::io::stdout())) {
+    let input = (a.profile == args::Profile::LinuxTvm).then(stdin_bytes);
+    match launch::launch(dev, a, inputs, has_v(), Box::new(std::io::stdout()), input) {
         Ok(report) => {
             let line = launch::summary(&report);
             // Failures go to stderr; a closed stdout does not matter here.
@@ -106,7 +135,7 @@ fn run(a: &RunArgs) -> i32 {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(a: &RunArgs) -> i32 {
+fn run(a: &mut RunArgs) -> i32 {
     let _ = read_inputs(a);
     eprintln!("salus-vmm: runs on Linux only");
     EXIT_VMM_FAILED

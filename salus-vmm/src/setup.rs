@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use measurement::{Backend, Measurement};
@@ -38,24 +38,29 @@ impl Blob {
         }
     }
 
+    /// The whole file (or block device: its length comes from seeking to
+    /// the end, as `metadata` says 0 for one).
     pub fn read(path: &Path) -> io::Result<Blob> {
         let mut f = File::open(path)?;
-        let len = f.metadata()?.len();
+        let len = f.seek(SeekFrom::End(0))?;
+        Blob::read_at(&mut f, 0, len)
+    }
+
+    /// `len` bytes of `f` from `offset`; a file shorter than that is an
+    /// error, not zeros.
+    pub fn read_at(f: &mut File, offset: u64, len: u64) -> io::Result<Blob> {
+        f.seek(SeekFrom::Start(offset))?;
         let mut pages = vec![Page::ZERO; (len as usize).div_ceil(PAGE)];
+        let mut left = len as usize;
         for p in pages.iter_mut() {
-            let mut got = 0;
-            while got < PAGE {
-                let n = f.read(&mut p.0[got..])?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
+            let want = left.min(PAGE);
+            f.read_exact(&mut p.0[..want])?;
+            left -= want;
         }
         Ok(Blob { pages, len })
     }
 
-    fn bytes(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         (self.pages.len() * PAGE) as u64
     }
 }
@@ -64,6 +69,8 @@ pub struct Inputs {
     pub image: Blob,
     pub initrd: Option<Blob>,
     pub dtb: Option<Blob>,
+    /// The Linux TVM's boot shim (from its bundle).
+    pub shim: Option<Blob>,
 }
 
 /// Measured 4 KiB pages at one GPA.
@@ -87,7 +94,7 @@ pub struct Plan {
     pub prefer_2m_zero: Vec<u64>,
 }
 
-const fn align_up(v: u64, a: u64) -> u64 {
+pub const fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
@@ -119,13 +126,16 @@ pub fn cpuinfo_has_v(cpuinfo: &str) -> bool {
 }
 
 pub fn plan(args: &RunArgs, inputs: Inputs, max_vcpus: u64, has_v: bool) -> Result<Plan, String> {
+    if args.profile == Profile::LinuxTvm {
+        return crate::linux_tvm::plan(args, inputs, max_vcpus);
+    }
     let image = inputs.image;
     if image.len == 0 {
         return Err(format!("{}: empty image", args.image.display()));
     }
     let default_vcpus = match args.profile {
         Profile::Guestvm => max_vcpus.clamp(1, 2),
-        Profile::Generic => 1,
+        Profile::Generic | Profile::LinuxTvm => 1,
     };
     let vcpus = args.vcpus.unwrap_or(default_vcpus);
     if vcpus > max_vcpus {
@@ -220,16 +230,7 @@ pub fn plan(args: &RunArgs, inputs: Inputs, max_vcpus: u64, has_v: bool) -> Resu
             ));
         }
     }
-    // Every 2 MiB block nothing is loaded into starts as one 2 MiB zero
-    // page at its first fault: one conversion (and fence) instead of 512.
-    let loaded: Vec<Range> = loads
-        .iter()
-        .map(|l| Range::new(l.gpa, l.blob.bytes()))
-        .collect();
-    let prefer_2m_zero = (0..region.len / SIZE_2M)
-        .map(|k| region.gpa + k * SIZE_2M)
-        .filter(|&b| !loaded.iter().any(|r| r.overlaps(Range::new(b, SIZE_2M))))
-        .collect();
+    let prefer_2m_zero = zero_2m_blocks(region, &loads);
     Ok(Plan {
         profile: Profile::Generic,
         region,
@@ -240,6 +241,20 @@ pub fn plan(args: &RunArgs, inputs: Inputs, max_vcpus: u64, has_v: bool) -> Resu
         arg,
         prefer_2m_zero,
     })
+}
+
+/// Every 2 MiB block of `region` nothing is loaded into: each starts as
+/// one 2 MiB zero page at its first fault, one conversion (and fence)
+/// instead of 512.
+pub fn zero_2m_blocks(region: Range, loads: &[Load]) -> Vec<u64> {
+    let loaded: Vec<Range> = loads
+        .iter()
+        .map(|l| Range::new(l.gpa, l.blob.bytes()))
+        .collect();
+    (0..region.len / SIZE_2M)
+        .map(|k| region.gpa + k * SIZE_2M)
+        .filter(|&b| !loaded.iter().any(|r| r.overlaps(Range::new(b, SIZE_2M))))
+        .collect()
 }
 
 /// What `build` made.
@@ -356,6 +371,7 @@ mod tests {
             image: blob(image),
             initrd: None,
             dtb: None,
+            shim: None,
         }
     }
 
@@ -431,6 +447,7 @@ mod tests {
                 image: b,
                 initrd: Some(blob(1)),
                 dtb: None,
+                shim: None,
             },
             1,
             false,

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::args::Profile;
 use crate::console::LineBuf;
 use crate::exit::{self, Access, Kind, Mmio};
 use crate::guestvm::{self, ERR_NOT_SUPPORTED, OK};
+use crate::linux_tvm;
 use crate::memory::{Memory, Range, Target};
 use crate::protocol as proto;
 use crate::tsm::{Exit, PageSize, Tsm};
@@ -90,6 +92,15 @@ struct Sched {
 struct Console {
     lines: LineBuf,
     out: Box<dyn Write + Send>,
+    /// Bytes go out as they come (a shell's prompt has no newline), not
+    /// line by line.
+    raw: bool,
+}
+
+/// The Linux TVM's UART and where its input comes from.
+struct Uart {
+    regs: uart16550::Uart16550,
+    input: Option<Receiver<u8>>,
 }
 
 pub struct Vm<T: Tsm> {
@@ -97,6 +108,7 @@ pub struct Vm<T: Tsm> {
     cfg: Config,
     mem: Mutex<Memory<T::Page>>,
     dev: Mutex<guestvm::Device>,
+    uart: Mutex<Uart>,
     console: Mutex<Console>,
     /// When the TVM first printed (the launch bench).
     pub first_line: std::sync::OnceLock<std::time::Instant>,
@@ -126,8 +138,20 @@ fn describe(x: &Exit) -> String {
 }
 
 impl<T: Tsm> Vm<T> {
-    pub fn new(tsm: T, cfg: Config, mem: Memory<T::Page>, out: Box<dyn Write + Send>) -> Arc<Self> {
+    /// `input`: the bytes the Linux TVM's UART receives.
+    pub fn new(
+        tsm: T,
+        cfg: Config,
+        mem: Memory<T::Page>,
+        out: Box<dyn Write + Send>,
+        input: Option<Receiver<u8>>,
+    ) -> Arc<Self> {
         let n = cfg.vcpus as usize;
+        let uart = Uart {
+            regs: uart16550::Uart16550::new(),
+            input,
+        };
+        let raw = cfg.profile == Profile::LinuxTvm;
         let mut starts = vec![0; n];
         starts[0] = 1; // the boot vCPU runs from finalize
         Arc::new(Vm {
@@ -135,10 +159,12 @@ impl<T: Tsm> Vm<T> {
             cfg,
             mem: Mutex::new(mem),
             dev: Mutex::new(guestvm::Device::default()),
+            uart: Mutex::new(uart),
             first_line: std::sync::OnceLock::new(),
             console: Mutex::new(Console {
                 lines: LineBuf::default(),
                 out,
+                raw,
             }),
             sched: Mutex::new(Sched {
                 starts,
@@ -180,7 +206,9 @@ impl<T: Tsm> Vm<T> {
         drop(s);
         let mut c = lock(&self.console);
         if let Some(l) = c.lines.flush() {
-            let _ = writeln!(c.out, "{l}");
+            if !c.raw {
+                let _ = writeln!(c.out, "{l}");
+            }
         }
         let _ = c.out.flush();
         end
@@ -334,7 +362,13 @@ impl<T: Tsm> Vm<T> {
     fn console_bytes(&self, b: &[u8]) {
         let _ = self.first_line.set(std::time::Instant::now());
         let mut c = lock(&self.console);
-        for line in c.lines.push(b) {
+        let lines = c.lines.push(b);
+        if c.raw {
+            let _ = c.out.write_all(b);
+            let _ = c.out.flush();
+            return;
+        }
+        for line in lines {
             let _ = writeln!(c.out, "{line}");
             let _ = c.out.flush();
         }
@@ -462,15 +496,26 @@ impl<T: Tsm> Vm<T> {
 
     fn mmio(&self, id: u64, gpa: u64, m: Mmio, store_value: u64) -> Step {
         let dir = if m.store { "store" } else { "load" };
-        let off = match guestvm::Device::offset(gpa) {
-            Some(off) if self.cfg.profile == Profile::Guestvm => off,
-            _ => {
-                return fail(format!(
-                    "vCPU {id}: MMIO {dir} of {} byte(s) at {gpa:#x}: no device there",
-                    m.width
-                ))
+        match self.cfg.profile {
+            Profile::Guestvm => {
+                if let Some(off) = guestvm::Device::offset(gpa) {
+                    return self.guestvm_device(id, off, m, store_value);
+                }
             }
-        };
+            Profile::LinuxTvm => {
+                if let Some(off) = linux_tvm::uart_offset(gpa) {
+                    return self.uart(off, m, store_value);
+                }
+            }
+            Profile::Generic => {}
+        }
+        fail(format!(
+            "vCPU {id}: MMIO {dir} of {} byte(s) at {gpa:#x}: no device there",
+            m.width
+        ))
+    }
+
+    fn guestvm_device(&self, id: u64, off: u64, m: Mmio, store_value: u64) -> Step {
         self.mmio.fetch_add(1, Relaxed);
         let mut dev = lock(&self.dev);
         if m.store {
@@ -480,6 +525,25 @@ impl<T: Tsm> Vm<T> {
             resume(OK, 0)
         } else {
             resume(m.load_result(dev.load(off)) as i64, 0)
+        }
+    }
+
+    /// The 16550's registers are bytes: a wider access reaches the one at
+    /// its address (the low byte of a store; a load reads zeros above it).
+    fn uart(&self, off: u64, m: Mmio, store_value: u64) -> Step {
+        self.mmio.fetch_add(1, Relaxed);
+        let mut u = lock(&self.uart);
+        if m.store {
+            let out = u.regs.write(off, store_value as u8);
+            drop(u);
+            if let Some(b) = out {
+                self.console_bytes(&[b]);
+            }
+            resume(OK, 0)
+        } else {
+            let Uart { regs, input } = &mut *u;
+            let v = regs.read(off, &mut || input.as_ref().and_then(|r| r.try_recv().ok()));
+            resume(m.load_result(u64::from(v)) as i64, 0)
         }
     }
 }

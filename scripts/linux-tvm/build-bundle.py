@@ -4,16 +4,18 @@
 with the initrd's GPAs filled in, compiled by dtc) and the bundle file
 
     0   magic b"SALUSTVM"
-    8   u32 version (1)
-    12  u32 count (3)
+    8   u32 version (2)
+    12  u32 count (4)
     16  kernel: u64 offset, u64 size
     32  initrd: u64 offset, u64 size
     48  dtb:    u64 offset, u64 size
+    64  shim:   u64 offset, u64 size
 
 (little-endian; offsets from the bundle's start, each 2 MiB aligned so the
-host can measure 2 MiB pages straight from it).
+host can measure 2 MiB pages straight from it). crates/tvm-bundle reads it
+(tellus and salus-vmm); the layout constants below are its.
 
-Usage: build-bundle.py --image Image --busybox-deb DEB --out-dir DIR [--bootargs-extra ARGS]
+Usage: build-bundle.py --image Image --shim tvm-shim.bin --busybox-deb DEB --out-dir DIR [--bootargs-extra ARGS]
 Writes DIR/bundle.bin, DIR/initramfs.cpio.gz, DIR/tvm.dtb, DIR/tvm-check.md5.
 """
 
@@ -37,6 +39,8 @@ INITRD_GPA = RAM_BASE + RAM_SIZE - (64 << 20)
 DTB_GPA = RAM_BASE + RAM_SIZE - (2 << 20)
 ALIGN = 2 << 20
 MAGIC = b"SALUSTVM"
+VERSION = 2
+SHIM_MAX = 64 << 10
 
 
 def initramfs(busybox_deb, init):
@@ -65,12 +69,16 @@ def initramfs(busybox_deb, init):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", required=True)
+    ap.add_argument("--shim", required=True, help="tvm-shim.bin (make tvm-shim)")
     ap.add_argument("--busybox-deb", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--bootargs-extra", default="", help="appended to the kernel command line (e.g. salus.shell)")
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
     kernel = open(a.image, "rb").read()
+    shim = open(a.shim, "rb").read()
+    if not 0 < len(shim) <= SHIM_MAX:
+        sys.exit(f"build-bundle: shim of {len(shim)} bytes (1..{SHIM_MAX})")
     rd, md5 = initramfs(a.busybox_deb, os.path.join(HERE, "init"))
     if INITRD_GPA + len(rd) > DTB_GPA:
         sys.exit(f"build-bundle: initramfs of {len(rd)} bytes does not fit below the DTB")
@@ -88,9 +96,9 @@ def main():
     subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", dtb_out, dts_out], check=True)
     dtb = open(dtb_out, "rb").read()
 
-    parts = [kernel, rd, dtb]
+    parts = [kernel, rd, dtb, shim]
     out = bytearray(ALIGN)
-    hdr = bytearray(MAGIC + struct.pack("<II", 1, len(parts)))
+    hdr = bytearray(MAGIC + struct.pack("<II", VERSION, len(parts)))
     for p in parts:
         off = len(out)
         hdr += struct.pack("<QQ", off, len(p))
@@ -100,7 +108,7 @@ def main():
     open(os.path.join(a.out_dir, "initramfs.cpio.gz"), "wb").write(rd)
     open(os.path.join(a.out_dir, "tvm-check.md5"), "w").write(md5 + "\n")
     open(os.path.join(a.out_dir, "bundle.bin"), "wb").write(out)
-    print(f"linux-tvm: bundle {len(out) >> 20} MiB: kernel {len(kernel)}, initrd {len(rd)}, dtb {len(dtb)} bytes")
+    print(f"linux-tvm: bundle {len(out) >> 20} MiB: kernel {len(kernel)}, initrd {len(rd)}, dtb {len(dtb)}, shim {len(shim)} bytes")
 
 
 if __name__ == "__main__":

@@ -13,29 +13,42 @@
 //!   threads, a close while running) gets an error from every call, and
 //!   the kernel has no oops;
 //!
-//! at 2 harts (all of the above) and 4 harts (guestvm with 2 vCPUs).
+//! at 2 harts (all of the above) and 4 harts (guestvm with 2 vCPUs, and
+//! the Linux TVM of issue 12: `salus-vmm run /dev/vda` with the bundle as
+//! the host's disk boots Debian's kernel as a 2-vCPU TVM to its marker
+//! lines and powers off with every page back).
 //! Needs `make test`'s images (salus, guestvm, linux, rootfs with the
-//! module and the VMM).
+//! module and the VMM, the Linux TVM bundle).
 
 use std::time::Duration;
 
-use xtests::env_timeout;
+use std::path::Path;
+
 use xtests::linux::{free_port, make_disk, salus_linux_config, scratch, LinuxImages, LinuxVm};
+use xtests::{build_dir, env_timeout};
 
 const BOOT: Duration = Duration::from_secs(300);
 /// One guestvm run over SSH (TCG on a loaded 2-core machine).
 const RUN: Duration = Duration::from_secs(240);
 
+/// The Linux TVM's run from the host's shell (its boot under TCG, with
+/// every UART access an exit to the VMM).
+const LINUX_TVM_RUN: Duration = Duration::from_secs(420);
+
 const GUESTVM: &str = "/usr/share/salus/guestvm.bin";
 
-fn boot(ncpu: u32) -> LinuxVm {
+/// Boots the host with `disk` (default: a 1 MiB scratch disk) as vda.
+fn boot(ncpu: u32, disk: Option<&Path>) -> LinuxVm {
     let img = LinuxImages::locate().unwrap_or_else(|e| panic!("{e}"));
     let port = free_port();
-    let disk = scratch(&format!("tvm-vda-{ncpu}.img"));
-    make_disk(&disk, 1 << 20, "SALUS-TVM").expect("create the disk image");
-    let cfg = salus_linux_config(&img, port, &disk)
+    let scratch_disk = scratch(&format!("tvm-vda-{ncpu}.img"));
+    let disk = disk.unwrap_or_else(|| {
+        make_disk(&scratch_disk, 1 << 20, "SALUS-TVM").expect("create the disk image");
+        &scratch_disk
+    });
+    let cfg = salus_linux_config(&img, port, disk)
         .ncpu(ncpu)
-        .timeout(env_timeout(BOOT + 4 * RUN));
+        .timeout(env_timeout(BOOT + 4 * RUN + LINUX_TVM_RUN));
     let mut vm = LinuxVm::start(&cfg, port, &img.ssh_key).expect("start QEMU");
     let ready = vm
         .wait_for("SALUS-INIT-READY", env_timeout(BOOT), |l| {
@@ -136,7 +149,7 @@ fn run_guestvm(vm: &LinuxVm, vcpus: u32) -> String {
 
 #[test]
 fn linux_tvm_two_harts() {
-    let mut vm = boot(2);
+    let mut vm = boot(2, None);
     assert_counters_zero(&vm, "at boot");
 
     let out = run_guestvm(&vm, 2);
@@ -191,10 +204,64 @@ fn linux_tvm_two_harts() {
 
 #[test]
 fn linux_tvm_four_harts() {
-    let mut vm = boot(4);
+    // The Linux TVM's bundle as the host's disk (a copy: QEMU locks it).
+    let build = build_dir();
+    let bundle = build.join("linux-tvm/bundle.bin");
+    let disk = scratch("tvm-bundle-4.img");
+    std::fs::copy(&bundle, &disk).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (make linux-tvm-bundle; make test does)",
+            bundle.display()
+        )
+    });
+    let mut vm = boot(4, Some(&disk));
     let out = run_guestvm(&vm, 2);
     assert_guestvm_passed(&vm, &out, "guestvm with 2 vCPUs on 4 harts");
     assert_counters_zero(&vm, "after the run");
+
+    // The Linux TVM, launched by the VMM instead of tellus: the same
+    // kernel, initramfs, device tree and shim, its UART emulated in
+    // userspace.
+    let release = std::fs::read_to_string(build.join("linux/kernel.release"))
+        .expect("build/linux/kernel.release (make linux)");
+    let md5 = std::fs::read_to_string(build.join("linux-tvm/tvm-check.md5"))
+        .expect("build/linux-tvm/tvm-check.md5");
+    let out = ssh(
+        &vm,
+        "salus-vmm run /dev/vda < /dev/null 2>&1; echo VMM-EXIT=$?",
+        LINUX_TVM_RUN,
+    );
+    let marker = format!(
+        "SALUS-TVM-READY nproc=2 kernel={} sum={}",
+        release.trim(),
+        &md5.trim()[..8]
+    );
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let ctx = || format!("{out}\n{}", vm.describe(40));
+    assert!(
+        lines.contains(&marker.as_str()),
+        "no `{marker}` line:\n{}",
+        ctx()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("tvm-shim: 1 MMIO regions, rng-seed replaced,")),
+        "no shim line:\n{}",
+        ctx()
+    );
+    let ipis = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SALUS-TVM-IPI-OK cpus=2 ipis="))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(ipis.is_some_and(|n| n > 0), "no IPI-heavy step:\n{}", ctx());
+    assert!(
+        out.contains("salus-vmm: TVM shut down (reason 0)")
+            && field(&out, "VMM-EXIT").as_deref() == Some("0"),
+        "the Linux TVM did not power off cleanly:\n{}",
+        ctx()
+    );
+    assert_counters_zero(&vm, "after the Linux TVM");
     assert_no_oops(&vm);
     vm.send("poweroff -f\n").unwrap();
     let status = vm.wait_exit(Duration::from_secs(60));

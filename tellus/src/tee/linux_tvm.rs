@@ -24,171 +24,40 @@ use crate::harts::{call_async, SLOTS};
 use crate::platform::{Platform, Range};
 use crate::{arch, sbi};
 
-pub const RAM_BASE: u64 = 0x8000_0000;
-pub const RAM_SIZE: u64 = 256 << 20;
-pub const KERNEL_GPA: u64 = RAM_BASE + SIZE_2M;
-pub const INITRD_GPA: u64 = RAM_BASE + RAM_SIZE - (64 << 20);
-pub const DTB_GPA: u64 = RAM_BASE + RAM_SIZE - SIZE_2M;
-pub const UART_GPA: u64 = 0x1000_0000;
-const BUNDLE_MAGIC: &[u8; 8] = b"SALUSTVM";
+use tvm_bundle::{DTB_GPA, RAM_BASE, RAM_SIZE, UART_GPA, UART_SIZE, VCPUS};
+use uart16550::Uart16550;
+
 const EID_HSM: u64 = 0x0048_534D;
 const EID_SRST: u64 = 0x5352_5354;
 const EID_DBCN: u64 = 0x4442_434E;
-const VCPUS: u64 = 2;
 const PT_PAGES_LINUX: u64 = 64;
 const SPARE_PT: u64 = 32;
 
-/// The shim tellus loads at the TVM's RAM base (see build.rs).
-pub static TVM_SHIM: &[u8] = include_bytes!(env!("TELLUS_TVM_SHIM_BIN"));
-
-/// One part of the bundle: (host address, size).
-#[derive(Clone, Copy)]
-struct Part {
-    addr: u64,
-    size: u64,
-}
-
-struct Bundle {
-    kernel: Part,
-    initrd: Part,
-    dtb: Part,
-}
-
-fn rd8(a: u64) -> u8 {
-    // SAFETY: inside the bundle QEMU loaded (host RAM tellus excludes from
-    // its pool), checked against the bundle's size by the caller.
-    unsafe { core::ptr::read_volatile(a as *const u8) }
-}
-
-fn parse_bundle(r: Range) -> Result<Bundle, crate::console::Msg> {
-    if r.size() < 64 || !r.start.is_multiple_of(SIZE_2M) {
+/// Reads the bundle's header out of the memory QEMU loaded it into.
+fn parse_bundle(r: Range) -> Result<tvm_bundle::Bundle, crate::console::Msg> {
+    if r.size() < tvm_bundle::HEADER_LEN as u64 || !r.start.is_multiple_of(SIZE_2M) {
         return Err(crate::msg!(
             "bundle at {:#x} ({} bytes): too small or not 2 MiB aligned",
             r.start,
             r.size()
         ));
     }
-    for (k, &m) in BUNDLE_MAGIC.iter().enumerate() {
-        if rd8(r.start + k as u64) != m {
-            return Err(crate::msg!("no SALUSTVM bundle at {:#x}", r.start));
-        }
+    let mut head = [0u8; tvm_bundle::HEADER_LEN];
+    for (k, w) in head.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&rd(r.start + 8 * k as u64).to_le_bytes());
     }
-    let word = |off: u64| rd(r.start + off);
-    let count = word(8) >> 32;
-    if word(8) & 0xffff_ffff != 1 || count != 3 {
-        return Err(crate::msg!("bundle version/count {:#x}", word(8)));
-    }
-    let part = |i: u64| -> Result<Part, crate::console::Msg> {
-        let (off, size) = (word(16 + 16 * i), word(24 + 16 * i));
-        if off % SIZE_2M != 0 || size == 0 || off.checked_add(size).is_none_or(|e| e > r.size()) {
-            return Err(crate::msg!(
-                "bundle part {i}: offset {off:#x} size {size:#x}"
-            ));
-        }
-        Ok(Part {
-            addr: r.start + off,
-            size,
-        })
-    };
-    Ok(Bundle {
-        kernel: part(0)?,
-        initrd: part(1)?,
-        dtb: part(2)?,
-    })
+    tvm_bundle::parse(&head, r.size()).map_err(|e| crate::msg!("bundle at {:#x}: {}", r.start, e))
 }
 
-/// A 16550 register file, enough for Linux's 8250 driver without an IRQ.
-#[derive(Default)]
-struct Uart {
-    ier: u8,
-    lcr: u8,
-    mcr: u8,
-    scr: u8,
-    dll: u8,
-    dlm: u8,
-    fcr: u8,
-    rx: Option<u8>,
-    lsr_reads: u64,
-}
-
-impl Uart {
-    fn poll_input(&mut self) {
-        if self.rx.is_none() {
-            let mut b = [0u8; 1];
-            let r = sbi::console_read(&mut b);
-            if r.error == OK && r.value == 1 {
-                self.rx = Some(b[0]);
-            }
-        }
-    }
-
-    fn read(&mut self, off: u64) -> u8 {
-        let dlab = self.lcr & 0x80 != 0;
-        match off {
-            0 if dlab => self.dll,
-            0 => self.rx.take().unwrap_or(0),
-            1 if dlab => self.dlm,
-            1 => self.ier,
-            2 => {
-                // The polling driver reads IIR first and LSR only when IIR
-                // says something is pending: look for input here too.
-                if self.ier & 1 != 0 {
-                    self.poll_input();
-                }
-                let fifo = if self.fcr & 1 != 0 { 0xc0 } else { 0 };
-                let id = if self.ier & 1 != 0 && self.rx.is_some() {
-                    0x04
-                } else if self.ier & 2 != 0 {
-                    // The transmitter is always empty.
-                    0x02
-                } else {
-                    0x01
-                };
-                fifo | id
-            }
-            3 => self.lcr,
-            4 => self.mcr,
-            5 => {
-                self.lsr_reads += 1;
-                if self.lsr_reads.is_multiple_of(16) {
-                    self.poll_input();
-                }
-                0x60 | self.rx.is_some() as u8
-            }
-            6 => {
-                if self.mcr & 0x10 != 0 {
-                    // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD.
-                    let m = self.mcr;
-                    ((m & 1) << 5) | ((m & 2) << 3) | ((m & 4) << 4) | ((m & 8) << 4)
-                } else {
-                    0xb0
-                }
-            }
-            7 => self.scr,
-            _ => 0,
-        }
-    }
-
-    /// Returns a byte to print for a THR write.
-    fn write(&mut self, off: u64, v: u8) -> Option<u8> {
-        let dlab = self.lcr & 0x80 != 0;
-        match off {
-            0 if dlab => self.dll = v,
-            0 => return Some(v),
-            1 if dlab => self.dlm = v,
-            1 => self.ier = v & 0x0f,
-            2 => self.fcr = v,
-            3 => self.lcr = v,
-            4 => self.mcr = v & 0x1f,
-            7 => self.scr = v,
-            _ => {}
-        }
-        None
-    }
+/// The UART's input: Salus's console (the SBI DBCN read of the host).
+fn console_input() -> Option<u8> {
+    let mut b = [0u8; 1];
+    let r = sbi::console_read(&mut b);
+    (r.error == OK && r.value == 1).then_some(b[0])
 }
 
 struct Host {
-    uart: Uart,
+    uart: Uart16550,
     line: [u8; 512],
     line_len: usize,
     vcpu1_started: bool,
@@ -287,7 +156,7 @@ impl Host {
             21 | 23 => {
                 let htval = nacl_csr(slot, nacl::csr::HTVAL);
                 let gpa = cove_abi::covh::fault_gpa(htval, x.stval);
-                if !(UART_GPA..UART_GPA + PAGE).contains(&gpa) {
+                if !(UART_GPA..UART_GPA + UART_SIZE).contains(&gpa) {
                     return Err(Stop::Error(crate::msg!(
                         "vCPU {vcpu}: fault (scause {}) at GPA {gpa:#x}",
                         x.scause
@@ -296,7 +165,7 @@ impl Host {
                 self.mmio += 1;
                 let off = gpa - UART_GPA;
                 if x.scause == 21 {
-                    let v = self.uart.read(off);
+                    let v = self.uart.read(off, &mut console_input);
                     nacl_set_gpr(slot, nacl::gpr::A0, v as u64);
                 } else {
                     let v = nacl_gpr(slot, nacl::gpr::A0) as u8;
@@ -360,11 +229,11 @@ pub fn run(p: &Platform) {
 }
 
 fn boot(t: &mut T, p: &Platform) {
-    let Some(r) = p.initrd else {
+    let Some(bundle) = p.initrd else {
         check!(t, false, "no bundle: /chosen has no linux,initrd-start/end");
         return;
     };
-    let b = match parse_bundle(r) {
+    let b = match parse_bundle(bundle) {
         Ok(b) => b,
         Err(m) => {
             check!(t, false, "{m}");
@@ -373,24 +242,8 @@ fn boot(t: &mut T, p: &Platform) {
     };
     println!(
         "tellus: linux-tvm: bundle at {:#x}: kernel {} bytes, initrd {} bytes, dtb {} bytes, shim {} bytes",
-        r.start, b.kernel.size, b.initrd.size, b.dtb.size, TVM_SHIM.len()
+        bundle.start, b.kernel.size, b.initrd.size, b.dtb.size, b.shim.size
     );
-    if !check!(t, b.initrd.size <= DTB_GPA - INITRD_GPA, "initrd too big")
-        || !check!(
-            t,
-            b.kernel.size <= INITRD_GPA - KERNEL_GPA,
-            "kernel too big"
-        )
-        || !check!(t, b.dtb.size <= SIZE_2M, "dtb too big")
-        || !check!(
-            t,
-            !TVM_SHIM.is_empty() && TVM_SHIM.len() < 64 << 10,
-            "shim of {} bytes",
-            TVM_SHIM.len()
-        )
-    {
-        return;
-    }
     let Some(mut cx) = setup(p) else {
         check!(t, false, "COVH not available");
         return;
@@ -412,15 +265,6 @@ fn boot(t: &mut T, p: &Platform) {
     ) {
         return;
     }
-    let shim_pages = (TVM_SHIM.len() as u64).div_ceil(PAGE);
-    let Some(shim_src) = cx.pool.alloc(shim_pages * PAGE, PAGE) else {
-        check!(t, false, "no host page for the shim");
-        return;
-    };
-    // SAFETY: shim_src has shim_pages pages of host memory we own.
-    unsafe {
-        core::ptr::copy_nonoverlapping(TVM_SHIM.as_ptr(), shim_src as *mut u8, TVM_SHIM.len())
-    };
     let params = cx.pool.alloc(PAGE, PAGE).unwrap();
 
     // The arena: RAM (1:1 with the GPAs), then the TVM's own pages.
@@ -461,8 +305,7 @@ fn boot(t: &mut T, p: &Platform) {
         pt,
         spare,
         &mut spare_used,
-        shim_src,
-        shim_pages,
+        bundle.start,
         &b,
         &vstate,
     );
@@ -480,16 +323,6 @@ fn boot(t: &mut T, p: &Platform) {
     }
 }
 
-/// The GPA ranges (start, 4 KiB pages) that hold measured pages.
-fn measured_ranges(b: &Bundle, shim_pages: u64) -> [(u64, u64); 4] {
-    [
-        (RAM_BASE, shim_pages),
-        (KERNEL_GPA, b.kernel.size.div_ceil(PAGE)),
-        (INITRD_GPA, b.initrd.size.div_ceil(PAGE)),
-        (DTB_GPA, b.dtb.size.div_ceil(PAGE)),
-    ]
-}
-
 #[allow(clippy::too_many_arguments)]
 fn build(
     t: &mut T,
@@ -498,9 +331,8 @@ fn build(
     pt: u64,
     spare: u64,
     spare_used: &mut u64,
-    shim_src: u64,
-    shim_pages: u64,
-    b: &Bundle,
+    bundle: u64,
+    b: &tvm_bundle::Bundle,
     vstate: &[u64; VCPUS as usize],
 ) -> bool {
     let dest = |gpa: u64| ram + (gpa - RAM_BASE);
@@ -532,12 +364,9 @@ fn build(
         }
     };
     // Measured: 2 MiB pages where the GPA and the source allow, else 4 KiB.
-    let parts = [
-        ("shim", shim_src, RAM_BASE, shim_pages * PAGE),
-        ("kernel", b.kernel.addr, KERNEL_GPA, b.kernel.size),
-        ("initrd", b.initrd.addr, INITRD_GPA, b.initrd.size),
-        ("dtb", b.dtb.addr, DTB_GPA, b.dtb.size),
-    ];
+    let parts = b
+        .loads()
+        .map(|l| (l.what, bundle + l.part.offset, l.gpa, l.part.size));
     for (what, src, gpa, size) in parts {
         let mut done = 0;
         let big = src % SIZE_2M == 0 && gpa % SIZE_2M == 0;
@@ -574,8 +403,7 @@ fn build(
         return false;
     }
     // The rest of RAM: zero pages (2 MiB blocks whole, else runs of 4 KiB).
-    let m = measured_ranges(b, shim_pages);
-    let covered = |g: u64| m.iter().any(|&(s, n)| g >= s && g < s + n * PAGE);
+    let covered = |g: u64| b.measured(g);
     let (mut z2, mut z4) = (0, 0);
     for blk in 0..RAM_SIZE / SIZE_2M {
         let bg = RAM_BASE + blk * SIZE_2M;
@@ -619,7 +447,7 @@ fn run_tvm(t: &mut T, p: &Platform, cx: &Ctx, id: u64) {
     // 250 us: vCPU 1's exits are served between vCPU 0's runs.
     let tick = (p.ms(1) / 4).max(1);
     let mut h = Host {
-        uart: Uart::default(),
+        uart: Uart16550::new(),
         line: [0; 512],
         line_len: 0,
         vcpu1_started: false,
