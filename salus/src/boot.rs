@@ -233,6 +233,27 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         mimpid: sbi_call::base_value(6),
     });
     *crate::host::GSTAGE.lock() = Some(gstage);
+    // COVI: each hart's guest files past the host's are for TVM vCPUs
+    // (the harts are alike: the boot hart's hgeie says which exist).
+    if let Some(imsic) = info.s_imsic().filter(|_| host_vgein != 0) {
+        csr::write!(num::HGEIE, !0);
+        let files = csr::read!(num::HGEIE);
+        csr::write!(num::HGEIE, 0);
+        let per_hart = crate::tsm::covi::init(
+            |h| imsic.hart_file(h).map(|a| a.bits()),
+            nharts,
+            imsic.hart_stride(),
+            imsic.num_ids,
+            files,
+            host_vgein,
+        );
+        info!(
+            "COVI: {} guest file(s) per hart for TVM vCPUs (hgeie {:#x}, the host has file {})",
+            per_hart,
+            files,
+            host_vgein
+        );
+    }
 
     // The host's device tree, written where the firmware's was (QEMU picked
     // that spot clear of the images it loaded).

@@ -121,6 +121,28 @@ impl TvmAiaParams {
             && group_top <= 64
             && self.imsic_base_addr & 0xfff == 0
     }
+
+    /// Whether `gpa` is a vCPU's own IMSIC file under valid parameters: the
+    /// base address with only the group and hart index fields set (guest
+    /// index 0: nested guest files are not part of a vCPU's page).
+    pub const fn is_vcpu_file(&self, gpa: u64) -> bool {
+        const fn ones(bits: u32) -> u64 {
+            if bits >= 64 {
+                !0
+            } else {
+                (1u64 << bits) - 1
+            }
+        }
+        let hart_shift = 12 + self.guest_index_bits;
+        if hart_shift >= 64 || self.group_index_shift >= 64 {
+            return false;
+        }
+        let index = (ones(self.hart_index_bits) << hart_shift)
+            | (ones(self.group_index_bits) << self.group_index_shift);
+        let guest = ones(self.guest_index_bits) << 12;
+        let base = self.imsic_base_addr;
+        base & (index | guest) == 0 && gpa & !index == base
+    }
 }
 
 #[cfg(test)]
@@ -169,5 +191,44 @@ mod tests {
             ..p
         }
         .is_valid());
+    }
+
+    #[test]
+    fn vcpu_files() {
+        // 8 harts, no guest bits: one page per vCPU from 0x2800_0000.
+        let p = TvmAiaParams {
+            imsic_base_addr: 0x2800_0000,
+            group_index_bits: 0,
+            group_index_shift: 24,
+            hart_index_bits: 3,
+            guest_index_bits: 0,
+            guests_per_hart: 0,
+            _padding: 0,
+        };
+        assert!(p.is_valid());
+        for k in 0..8 {
+            assert!(p.is_vcpu_file(0x2800_0000 + k * 0x1000), "{k}");
+        }
+        for bad in [0x2800_8000, 0x2800_0004, 0x2700_0000, 0x2900_0000, 0] {
+            assert!(!p.is_vcpu_file(bad), "{bad:#x}");
+        }
+        // One guest bit: vCPU files every 2 pages, the odd pages are guests.
+        let g = TvmAiaParams {
+            guest_index_bits: 1,
+            ..p
+        };
+        assert!(g.is_vcpu_file(0x2800_2000) && !g.is_vcpu_file(0x2800_1000));
+        // Two groups at bit 24.
+        let grp = TvmAiaParams {
+            group_index_bits: 1,
+            ..p
+        };
+        assert!(grp.is_vcpu_file(0x2900_0000) && !grp.is_vcpu_file(0x2a00_0000));
+        // A base with index bits set matches nothing.
+        let off = TvmAiaParams {
+            imsic_base_addr: 0x2800_1000,
+            ..p
+        };
+        assert!(!off.is_vcpu_file(0x2800_1000));
     }
 }

@@ -19,6 +19,14 @@ pub fn write_u64(pa: HostPhysAddr, val: u64) {
     unsafe { core::ptr::write_volatile(pa.bits() as *mut u64, val) }
 }
 
+/// Writes a u32 at a 4-byte aligned physical address (a device register).
+#[inline(always)]
+pub fn write_u32(pa: HostPhysAddr, val: u32) {
+    // SAFETY: callers pass aligned addresses of device registers or RAM
+    // Salus owns (an IMSIC file's doorbell for `arch::imsic::send`).
+    unsafe { core::ptr::write_volatile(pa.bits() as *mut u32, val) }
+}
+
 /// Zeroes `len` bytes at `pa` (both 8-byte aligned).
 pub fn zero(pa: HostPhysAddr, len: u64) {
     // SAFETY: callers pass a range of RAM Salus owns, not aliased by any

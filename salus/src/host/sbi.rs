@@ -43,6 +43,7 @@ fn implemented(eid: u64) -> bool {
             | sbi_abi::LEGACY_CONSOLE_PUTCHAR
             | sbi_abi::LEGACY_CONSOLE_GETCHAR
     ) || (eid == crate::stats::EID_SALUS_STATS && crate::stats::enabled())
+        || (eid == cove_abi::EID_COVI && crate::tsm::covi::available())
 }
 
 pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
@@ -74,6 +75,11 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
         EID_DBCN => dbcn_call(fid, a),
         cove_abi::EID_COVH => {
             let r = crate::tsm::handle_covh(vcpu, fid, a);
+            vcpu.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
+            return SbiOutcome::Return;
+        }
+        cove_abi::EID_COVI => {
+            let r = crate::tsm::covi::handle_covi(vcpu, fid, a);
             vcpu.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
             return SbiOutcome::Return;
         }

@@ -66,6 +66,10 @@ pub struct Conversions {
     /// Harts that must still call local_fence for the batch; None when no
     /// fence is in flight (the batch list is then empty).
     waiting: Option<u64>,
+    /// Global fences started and completed so far: what is converted while
+    /// `started` is r waits for round r (COVI guest files use this).
+    started: u64,
+    completed: u64,
 }
 
 impl Conversions {
@@ -74,6 +78,8 @@ impl Conversions {
             lists: [RangeList::new(), RangeList::new()],
             pending: false,
             waiting: None,
+            started: 0,
+            completed: 0,
         }
     }
 
@@ -104,9 +110,20 @@ impl Conversions {
             .sum()
     }
 
+    /// The fence round that completes what is converted now.
+    pub fn next_round(&self) -> u64 {
+        self.started
+    }
+
+    /// Rounds completed: round r is done once this is above r.
+    pub fn rounds_completed(&self) -> u64 {
+        self.completed
+    }
+
     /// The batch's fence has completed on every hart.
     fn complete_batch(&mut self) {
         self.waiting = None;
+        self.completed = self.started;
         let batch = self.batch();
         complete(batch);
         batch.len = 0;
@@ -197,6 +214,7 @@ pub fn global_fence(host: &impl HostSide, me: usize) -> CoveResult {
     // The pending list becomes the batch; the other one (empty: no fence
     // in flight) collects what comes next.
     tsm.conv.pending = !tsm.conv.pending;
+    tsm.conv.started += 1;
     let waiting = running_harts() & !(1 << me);
     tsm.conv.waiting = Some(waiting);
     if waiting == 0 {

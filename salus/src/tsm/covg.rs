@@ -86,9 +86,9 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
                 Ok(0)
             }
             CovgFunction::AllowExternalInterrupt | CovgFunction::DenyExternalInterrupt => {
-                // No interrupt is injected into TVMs yet (no COVI): record the
-                // guest's wish so it is honoured once injection exists.
-                tvm.ext_interrupts_allowed = f == CovgFunction::AllowExternalInterrupt;
+                // Per vCPU (the caller), as the spec says; COVI
+                // inject_tvm_cpu delivers only what is allowed.
+                super::covi::set_allowed(v, a[0], f == CovgFunction::AllowExternalInterrupt)?;
                 Ok(0)
             }
             _ => Err(CoveError::Sbi(SbiError::NotSupported)),
@@ -99,6 +99,9 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
 
 /// Where a faulting GPA of the TVM of `v` lies.
 pub enum GpaKind {
+    /// The IMSIC page of the TVM's vCPU `target`, with no file mapped there
+    /// now: the TSM emulates the write (COVI).
+    Imsic { target: u64 },
     /// An MMIO region the TVM declared: the host emulates it.
     Mmio,
     /// Its confidential memory (demand zero, shared pages): the host adds.
@@ -110,7 +113,11 @@ pub enum GpaKind {
 pub fn gpa_kind(v: &VcpuState, gpa: u64) -> GpaKind {
     let g = hyp_addr::GuestPhysAddr::new(gpa);
     let mut tsm = TSM.lock();
-    match tsm.tvms.get(v.tvm.raw() as u64) {
+    let tvm = tsm.tvms.get(v.tvm.raw() as u64);
+    if let Some(target) = tvm.as_ref().ok().and_then(|t| super::covi::imsic_target(t, gpa)) {
+        return GpaKind::Imsic { target };
+    }
+    match tvm {
         Ok(tvm) if tvm.mmio.find(g).is_some() => GpaKind::Mmio,
         Ok(tvm) if tvm.confidential.find(g).is_none() => GpaKind::Outside,
         _ => GpaKind::Memory,

@@ -25,6 +25,7 @@
 
 pub mod convert;
 pub mod covg;
+pub mod covi;
 pub mod host_side;
 pub mod invalidate;
 pub mod pages;
@@ -53,6 +54,8 @@ pub const FAILED: CoveError = CoveError::Sbi(SbiError::Failed);
 pub struct Tsm {
     pub conv: convert::Conversions,
     pub tvms: tvm::Registry,
+    /// COVI: every IMSIC guest file and who owns it.
+    pub files: imsic_files::Files,
     /// Pages a call moved to Released or Reclaiming and is scrubbing
     /// outside the lock (release.rs).
     pub detached: u64,
@@ -61,6 +64,7 @@ pub struct Tsm {
 pub static TSM: Mutex<Tsm> = Mutex::new(Tsm {
     conv: convert::Conversions::new(),
     tvms: tvm::Registry::new(),
+    files: imsic_files::Files::new(),
     detached: 0,
 });
 
@@ -84,7 +88,7 @@ pub fn tsm_info() -> TsmInfo {
         tsm_impl_id: cove_abi::covh::impl_id::SALUS,
         tsm_version: cove_abi::covh::SALUS_TSM_VERSION,
         _padding: 0,
-        tsm_capabilities: 1 << cove_abi::covh::cap::MEMORY_ALLOCATION,
+        tsm_capabilities: 1 << cove_abi::covh::cap::MEMORY_ALLOCATION | covi::capability(),
         tvm_state_pages: tvm::state_pages(),
         tvm_max_vcpus: tvm::MAX_VCPUS as u64,
         tvm_vcpu_state_pages: vcpu::state_pages(),

@@ -32,6 +32,7 @@ pub fn destroy_tvm(me: usize, id: u64) -> CoveResult {
         let tid = tvm.id;
         // From here no call finds the TVM: nothing can run or change it.
         let slot = tsm.tvms.begin_destroy(id).ok_or(INVALID_PARAM)?;
+        super::covi::tvm_destroyed(&mut tsm.files, id);
         (slot, tid)
     };
     // No hart may keep translations of this VMID (reused later) or of the

@@ -77,7 +77,7 @@ pub fn run_tvm_vcpu(host: &mut impl HostSide, id: u64, vcpu_id: u64) -> CoveResu
     // set_shmem checked it is host RAM, and convert_pages refuses to take
     // it from the host while it is registered.
     let nacl = Nacl(shmem);
-    let (v, mut claim, hgatp) = {
+    let (v, mut claim, hgatp, vgein) = {
         let mut tsm = TSM.lock();
         let tvm = tsm.tvms.get(id)?;
         if !tvm.runnable {
@@ -87,10 +87,12 @@ pub fn run_tvm_vcpu(host: &mut impl HostSide, id: u64, vcpu_id: u64) -> CoveResu
         if !v.started() {
             return Err(INVALID_PARAM);
         }
+        // A vCPU of an AIA TVM runs only on the hart its file is on.
+        let vgein = super::covi::run_vgein(tvm, v, host.hartid())?;
         // Claimed under the TSM lock: destroy (which checks claims under
         // it) cannot start until the claim is dropped.
         let claim = v.try_claim().ok_or(CoveError::Busy)?;
-        (v, claim, tvm.hgatp())
+        (v, claim, tvm.hgatp(), vgein)
     };
     let vlenb = platform::get().vlenb;
     let vpa = phys::addr_of(v);
@@ -109,7 +111,7 @@ pub fn run_tvm_vcpu(host: &mut impl HostSide, id: u64, vcpu_id: u64) -> CoveResu
         // timer, IPI) that the host has enabled but not taken yet preempts
         // the TVM before it runs, as it would have while it ran.
         Some(code) => Exit::Interrupt(code),
-        None => switch_and_run(host, v, p, area, hgatp, shmem),
+        None => switch_and_run(host, v, p, area, hgatp, vgein, shmem),
     };
     if super::deep_checks() {
         host.check_housekeeping();
@@ -298,6 +300,7 @@ fn switch_and_run(
     v: &mut VcpuPrivate,
     area: &mut [u8],
     hgatp: u64,
+    vgein: u64,
     nacl: u64,
 ) -> Exit {
     let p = platform::get();
@@ -341,7 +344,7 @@ fn switch_and_run(
     // hart it runs on: no VS-stage entry of this TVM from an earlier turn
     // may survive into this one (also what makes TVM RFENCE complete).
     crate::arch::hfence_vvma_all();
-    csr::write!(num::HSTATUS, hstatus_for(0));
+    csr::write!(num::HSTATUS, hstatus_for(vgein));
     // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
     // the TVM's turn; masked ones wait, as they would without a TVM.
     if p.host_vgein != 0 && host_vsie & (1 << 9) != 0 {
@@ -488,6 +491,12 @@ fn guest_page_fault(vcpu: &VcpuState, v: &mut VcpuPrivate, scause: u64) -> Optio
             inject_exception(&mut v.regs, access_fault(scause), stval);
             return None;
         }
+        GpaKind::Imsic { target } => {
+            if !emulate_imsic(vcpu, v, target, scause, gpa, htinst) {
+                inject_exception(&mut v.regs, access_fault(scause), stval);
+            }
+            return None;
+        }
         GpaKind::Memory => {}
     }
     Some(Exit::PageFault {
@@ -495,6 +504,37 @@ fn guest_page_fault(vcpu: &VcpuState, v: &mut VcpuPrivate, scause: u64) -> Optio
         stval,
         htval,
     })
+}
+
+/// A load or store of the IMSIC page of vCPU `target` with no file mapped
+/// there (COVI): a store to a doorbell reaches the target's software file,
+/// a load reads 0; the instruction completes. False if `htinst` does not
+/// say what the instruction was.
+fn emulate_imsic(
+    vcpu: &VcpuState,
+    v: &mut VcpuPrivate,
+    target: u64,
+    scause: u64,
+    gpa: u64,
+    htinst: u64,
+) -> bool {
+    let len = if htinst & 2 != 0 { 4 } else { 2 };
+    match (scause, htinst & 0x7d) {
+        (21, 0x01) => {
+            let rd = ((htinst >> 7) & 0x1f) as usize;
+            if let Some(r) = v.regs.gprs.get_mut(rd).filter(|_| rd != 0) {
+                *r = 0;
+            }
+        }
+        (23, 0x21) => {
+            let rs2 = ((htinst >> 20) & 0x1f) as usize;
+            let value = v.regs.gprs.get(rs2).copied().unwrap_or(0);
+            super::covi::emulate_send(vcpu.tvm.raw() as u64, target, gpa & 0xfff, value);
+        }
+        _ => return false,
+    }
+    v.regs.sepc = v.regs.sepc.wrapping_add(len);
+    true
 }
 
 /// A supervisor software interrupt while a TVM ran: fences (served here,

@@ -112,7 +112,8 @@ pub struct Tvm {
     pub mmio: RegionSet,
     pub vcpus: [u64; MAX_VCPUS],
     pub invalidated: [Invalidated; MAX_INVALIDATED],
-    pub ext_interrupts_allowed: bool,
+    /// COVI: the TVM's virtual IMSIC layout (init_tvm_aia), if any.
+    pub aia: Option<cove_abi::covi::TvmAiaParams>,
 }
 
 impl Tvm {
@@ -340,7 +341,7 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
         mmio: RegionSet::default(),
         vcpus: [0; MAX_VCPUS],
         invalidated: [Invalidated::default(); MAX_INVALIDATED],
-        ext_interrupts_allowed: false,
+        aia: None,
     };
     // SAFETY: `state` was just assigned to this TVM as its state pages
     // (Converted -> Tvm(id, State)), zeroed, and is large enough
@@ -360,6 +361,9 @@ pub fn finalize_tvm(id: u64, entry_sepc: u64, entry_arg: u64, identity_addr: u64
     let mut tsm = TSM.lock();
     let tvm = tsm.tvms.get(id)?;
     tvm.check_measurable()?;
+    if !super::covi::ready_to_finalize(tvm) {
+        return Err(INVALID_PARAM);
+    }
     if identity_addr != 0 {
         if !identity_addr.is_multiple_of(64) || !memory::host_owns(identity_addr, 64) {
             return Err(INVALID_PARAM);

@@ -78,6 +78,9 @@ pub struct VcpuState {
     /// 1 + the hart running it, 0 when none (where to kick it).
     running_on: AtomicUsize,
     private: Mutex<VcpuPrivate>,
+    /// COVI state (its IMSIC page, binding, software file, allowed ids):
+    /// touched only under the TSM lock.
+    pub covi: Mutex<super::covi::VcpuCovi>,
 }
 
 /// The claim on a vCPU: held while it runs on one hart.
@@ -139,6 +142,7 @@ impl VcpuState {
                 fp: FpState::default(),
                 vec: VecCsrs::default(),
             }),
+            covi: Mutex::new(super::covi::VcpuCovi::new()),
         }
     }
 

@@ -1,0 +1,427 @@
+//! COVI: TVM interrupts through IMSIC guest interrupt files. The host
+//! converts guest files (each hart's files past the host's own), binds a
+//! vCPU to a file on the hart that will run it, moves it with rebind, and
+//! injects the external interrupts the vCPU allowed. A bound vCPU's file
+//! is mapped at its IMSIC GPA in the TVM's G-stage and selected by
+//! `hstatus.VGEIN` while it runs; an unbound vCPU's interrupts wait in its
+//! software file (`imsic_files::SwFile`, in its vCPU state). The state
+//! machines are `imsic_files`; this file applies them under the TSM lock.
+
+use super::host_side::HostSide;
+use super::tvm::Tvm;
+use super::vcpu::VcpuState;
+use super::{CoveResult, FAILED, INVALID_ADDRESS, INVALID_PARAM, TSM};
+use crate::arch::{imsic, phys};
+use cove_abi::covi::{CoviFunction, TvmAiaParams};
+use cove_abi::CoveError;
+use hyp_addr::{GuestPhysAddr, HostPhysAddr, PageSize, PAGE_SIZE};
+use imsic_files::{Binding, Error as FileError, FileId, SwFile, MAX_HARTS};
+use page_tables::Perms;
+use sbi_abi::SbiError;
+use spin::Once;
+
+/// Where the guest files are: each hart's S-level file, and the pages
+/// after it (`vgein` pages in).
+struct Layout {
+    s_files: [u64; MAX_HARTS],
+    nharts: usize,
+    /// Bytes from one hart's S-level file to the next's.
+    stride: u64,
+    num_ids: u32,
+}
+
+static LAYOUT: Once<Layout> = Once::new();
+
+/// A vCPU's COVI state, in its vCPU state pages; only touched under the
+/// TSM lock (the mutex just makes that access safe through `&VcpuState`).
+pub struct VcpuCovi {
+    /// GPA of its IMSIC page (0: not set).
+    pub imsic_gpa: u64,
+    pub binding: Binding,
+    pub sw: SwFile,
+    pub allowed: imsic_files::Allowed,
+}
+
+impl VcpuCovi {
+    pub const fn new() -> Self {
+        VcpuCovi {
+            imsic_gpa: 0,
+            binding: Binding::Unbound,
+            sw: SwFile::new(),
+            allowed: imsic_files::Allowed::new(),
+        }
+    }
+}
+
+/// At boot: harts `0..nharts` have S-level files at `s_file(h)`, `stride`
+/// apart, with `num_ids` identities; `hgeie_mask` is what `hgeie` kept of
+/// all ones (the guest files a hart has); the host owns `host_vgein`.
+/// Returns the guest files per hart left for TVM vCPUs.
+pub fn init(
+    s_file: impl Fn(usize) -> Option<u64>,
+    nharts: usize,
+    stride: u64,
+    num_ids: u32,
+    hgeie_mask: u64,
+    host_vgein: u64,
+) -> usize {
+    let mut s_files = [0; MAX_HARTS];
+    let mut tsm = TSM.lock();
+    for (h, f) in s_files.iter_mut().enumerate().take(nharts) {
+        let Some(a) = s_file(h) else {
+            return 0;
+        };
+        *f = a;
+        tsm.files.add_hart(h, hgeie_mask, host_vgein as u32);
+    }
+    LAYOUT.call_once(|| Layout {
+        s_files,
+        nharts,
+        stride,
+        num_ids: num_ids.min(imsic_files::MAX_IDS as u32 - 1),
+    });
+    tsm.files.tvm_files(0)
+}
+
+/// COVI is offered: an IMSIC with guest files for TVMs.
+pub fn available() -> bool {
+    LAYOUT.get().is_some() && TSM.lock().files.tvm_files(0) > 0
+}
+
+fn layout() -> Result<&'static Layout, CoveError> {
+    LAYOUT.get().ok_or(CoveError::Sbi(SbiError::NotSupported))
+}
+
+fn file_addr(l: &Layout, f: FileId) -> Option<HostPhysAddr> {
+    let s = *l.s_files.get(f.hart)?;
+    Some(HostPhysAddr::new(s + u64::from(f.vgein) * PAGE_SIZE))
+}
+
+/// The guest file at host physical `addr` (a page past some hart's S file).
+fn file_at(l: &Layout, addr: u64) -> Option<FileId> {
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return None;
+    }
+    l.s_files.iter().take(l.nharts).enumerate().find_map(|(hart, &s)| {
+        let off = addr.checked_sub(s).filter(|o| *o < l.stride)?;
+        let vgein = u32::try_from(off / PAGE_SIZE).ok().filter(|v| *v >= 1)?;
+        Some(FileId { hart, vgein })
+    })
+}
+
+/// The one file of `mask` (hgeie format) on hart `me`: TVM vCPUs have
+/// exactly one file (guests_per_hart 0).
+fn mask_file(me: usize, mask: u64) -> Result<FileId, CoveError> {
+    if mask.count_ones() != 1 || mask & 1 != 0 {
+        return Err(INVALID_PARAM);
+    }
+    Ok(FileId {
+        hart: me,
+        vgein: mask.trailing_zeros(),
+    })
+}
+
+fn vcpu_of(tvm: &Tvm, vcpu_id: u64) -> Result<&'static VcpuState, CoveError> {
+    tvm.vcpu(vcpu_id).ok_or(INVALID_PARAM)
+}
+
+/// COVI dispatch for the host on hart `me`.
+pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
+    // The FID carries the target domain (SDID) as for COVH.
+    let fid = cove_abi::fid::CoveFid::decode_local(a6)
+        .map_err(|_| CoveError::Sbi(SbiError::NotSupported))?;
+    let Some(f) = CoviFunction::from_fid(u64::from(fid)) else {
+        return Err(CoveError::Sbi(SbiError::NotSupported));
+    };
+    let l = layout()?;
+    let me = host.hartid();
+    let mut tsm = TSM.lock();
+    let completed = tsm.conv.rounds_completed();
+    tsm.files.settle(completed);
+    match f {
+        CoviFunction::InitTvmAia => {
+            let tvm = tsm.tvms.get(a[0])?;
+            init_tvm_aia(tvm, a[1], a[2])
+        }
+        CoviFunction::SetTvmAiaCpuImsicAddr => {
+            let tvm = tsm.tvms.get(a[0])?;
+            set_cpu_imsic_addr(tvm, a[1], a[2])
+        }
+        CoviFunction::ConvertAiaImsic => {
+            let file = file_at(l, a[0]).ok_or(INVALID_ADDRESS)?;
+            let round = tsm.conv.next_round();
+            tsm.files.convert(file, round).map_err(|_| INVALID_ADDRESS)?;
+            Ok(0)
+        }
+        CoviFunction::ReclaimTvmAiaImsic => {
+            let file = file_at(l, a[0]).ok_or(INVALID_ADDRESS)?;
+            tsm.files.reclaim(file).map_err(|e| match e {
+                FileError::WrongState => INVALID_PARAM,
+                _ => INVALID_ADDRESS,
+            })?;
+            Ok(0)
+        }
+        CoviFunction::BindAiaImsic => {
+            let file = mask_file(me, a[2])?;
+            let super::Tsm { tvms, files, .. } = &mut *tsm;
+            let tvm = tvms.get(a[0])?;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            if tvm.aia.is_none() || c.imsic_gpa == 0 || c.binding != Binding::Unbound {
+                return Err(INVALID_PARAM);
+            }
+            let addr = file_addr(l, file).ok_or(INVALID_PARAM)?;
+            files
+                .assign(file, a[0], a[1])
+                .map_err(|_| INVALID_PARAM)?;
+            if let Err(e) = map_file(tvm, c.imsic_gpa, addr) {
+                let _ = files.release(file, a[0], a[1]);
+                return Err(e);
+            }
+            c.binding.bind(me, file).map_err(|_| FAILED)?;
+            imsic::load(file.vgein, l.num_ids, &mut c.sw);
+            Ok(0)
+        }
+        CoviFunction::UnbindAiaImsicBegin => {
+            let tvm = tsm.tvms.get(a[0])?;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            let gpa = c.imsic_gpa;
+            c.binding
+                .unbind_begin(me, tvm.epoch)
+                .map_err(|_| INVALID_PARAM)?;
+            unmap_file(tvm, gpa)
+        }
+        CoviFunction::UnbindAiaImsicEnd => {
+            let super::Tsm { tvms, files, .. } = &mut *tsm;
+            let tvm = tvms.get(a[0])?;
+            let fenced = tvm.fenced_epoch;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            let file = c
+                .binding
+                .unbind_end(me, |e| e < fenced)
+                .map_err(|_| INVALID_PARAM)?;
+            imsic::save_and_clear(file.vgein, l.num_ids, &mut c.sw);
+            files.release(file, a[0], a[1]).map_err(|_| FAILED)?;
+            Ok(0)
+        }
+        CoviFunction::InjectTvmCpu => {
+            let tvm = tsm.tvms.get(a[0])?;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            if tvm.aia.is_none()
+                || !imsic_files::valid_id(a[2], l.num_ids)
+                || !c.allowed.allows(a[2])
+            {
+                return Err(INVALID_PARAM);
+            }
+            deliver(l, &mut c, a[2]);
+            Ok(0)
+        }
+        CoviFunction::RebindAiaImsicBegin => {
+            let new = mask_file(me, a[2])?;
+            let super::Tsm { tvms, files, .. } = &mut *tsm;
+            let tvm = tvms.get(a[0])?;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            if !matches!(c.binding, Binding::Bound(old) if old != new) {
+                return Err(INVALID_PARAM);
+            }
+            files.assign(new, a[0], a[1]).map_err(|_| INVALID_PARAM)?;
+            let gpa = c.imsic_gpa;
+            if let Err(e) = unmap_file(tvm, gpa) {
+                let _ = files.release(new, a[0], a[1]);
+                return Err(e);
+            }
+            c.binding
+                .rebind_begin(me, new, tvm.epoch)
+                .map_err(|_| FAILED)?;
+            Ok(0)
+        }
+        CoviFunction::RebindAiaImsicClone => {
+            let super::Tsm { tvms, files, .. } = &mut *tsm;
+            let tvm = tvms.get(a[0])?;
+            let fenced = tvm.fenced_epoch;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            let old = c
+                .binding
+                .rebind_clone(me, |e| e < fenced)
+                .map_err(|_| INVALID_PARAM)?;
+            imsic::save_and_clear(old.vgein, l.num_ids, &mut c.sw);
+            files.release(old, a[0], a[1]).map_err(|_| FAILED)?;
+            Ok(0)
+        }
+        CoviFunction::RebindAiaImsicEnd => {
+            let tvm = tsm.tvms.get(a[0])?;
+            let v = vcpu_of(tvm, a[1])?;
+            let mut c = v.covi.lock();
+            let new = match c.binding {
+                Binding::Rebinding {
+                    new, cloned: true, ..
+                } if new.hart == me => new,
+                _ => return Err(INVALID_PARAM),
+            };
+            let addr = file_addr(l, new).ok_or(FAILED)?;
+            map_file(tvm, c.imsic_gpa, addr)?;
+            c.binding.rebind_end(me).map_err(|_| FAILED)?;
+            imsic::load(new.vgein, l.num_ids, &mut c.sw);
+            Ok(0)
+        }
+    }
+}
+
+/// Sets `id` pending for the vCPU: in the hardware file that holds its
+/// state now, else in its software file (loaded at the next bind).
+fn deliver(l: &Layout, c: &mut VcpuCovi, id: u64) {
+    let holder = match c.binding {
+        Binding::Bound(f) | Binding::Unbinding { file: f, .. } => Some(f),
+        Binding::Rebinding {
+            old, cloned: false, ..
+        } => Some(old),
+        _ => None,
+    };
+    match holder.and_then(|f| file_addr(l, f)) {
+        Some(addr) => imsic::send(addr, id as u32),
+        None => c.sw.set_pending(id, l.num_ids),
+    }
+}
+
+fn init_tvm_aia(tvm: &mut Tvm, addr: u64, len: u64) -> CoveResult {
+    if tvm.runnable || tvm.aia.is_some() || len < TvmAiaParams::SIZE as u64 {
+        return Err(INVALID_PARAM);
+    }
+    let size = TvmAiaParams::SIZE as u64;
+    if !addr.is_multiple_of(8) || !crate::memory::host_owns(addr, size) {
+        return Err(INVALID_ADDRESS);
+    }
+    let mut raw = [0u8; TvmAiaParams::SIZE];
+    phys::copy_from(HostPhysAddr::new(addr), &mut raw);
+    let p = TvmAiaParams::from_bytes(&raw).ok_or(INVALID_PARAM)?;
+    // Nested guest files are not offered: one file per vCPU.
+    if !p.is_valid() || p.guests_per_hart != 0 || p._padding != 0 {
+        return Err(INVALID_PARAM);
+    }
+    tvm.aia = Some(p);
+    Ok(0)
+}
+
+fn set_cpu_imsic_addr(tvm: &mut Tvm, vcpu_id: u64, gpa: u64) -> CoveResult {
+    let Some(p) = tvm.aia else {
+        return Err(INVALID_PARAM);
+    };
+    if tvm.runnable {
+        return Err(INVALID_PARAM);
+    }
+    let v = vcpu_of(tvm, vcpu_id)?;
+    let page = GuestPhysAddr::new(gpa);
+    let clash = |r: &super::region::RegionSet| {
+        r.iter()
+            .any(|m| m.contains(page) || m.contains(GuestPhysAddr::new(gpa + PAGE_SIZE - 1)))
+    };
+    if !p.is_vcpu_file(gpa) || clash(&tvm.confidential) || clash(&tvm.mmio) {
+        return Err(INVALID_ADDRESS);
+    }
+    let taken = tvm.vcpus.iter().enumerate().any(|(k, _)| {
+        k as u64 != vcpu_id && tvm.vcpu(k as u64).is_some_and(|o| o.covi.lock().imsic_gpa == gpa)
+    });
+    if taken {
+        return Err(INVALID_ADDRESS);
+    }
+    v.covi.lock().imsic_gpa = gpa;
+    Ok(0)
+}
+
+/// finalize_tvm's check: an AIA TVM's every vCPU has its IMSIC address.
+pub fn ready_to_finalize(tvm: &Tvm) -> bool {
+    tvm.aia.is_none()
+        || (0..tvm.vcpus.len() as u64)
+            .filter_map(|k| tvm.vcpu(k))
+            .all(|v| v.covi.lock().imsic_gpa != 0)
+}
+
+fn map_file(tvm: &mut Tvm, gpa: u64, file: HostPhysAddr) -> Result<(), CoveError> {
+    let region = hyp_addr::GuestRange::new(GuestPhysAddr::new(gpa), PAGE_SIZE).ok_or(FAILED)?;
+    super::pages::check_mappable(tvm, region, PageSize::Size4K)?;
+    super::pages::map_checked(tvm, gpa, file.bits(), PageSize::Size4K, 1, Perms::RW)
+}
+
+fn unmap_file(tvm: &mut Tvm, gpa: u64) -> CoveResult {
+    let (gstage, mut mem) = tvm.tables();
+    gstage
+        .unmap_4k(&mut mem, GuestPhysAddr::new(gpa))
+        .map_err(|_| FAILED)?;
+    Ok(0)
+}
+
+/// The `hstatus.VGEIN` a vCPU of `tvm` runs with on hart `me`: 0 for a TVM
+/// without AIA, its bound file for one with (an unbound vCPU of an AIA TVM
+/// may not run: INVALID_PARAM).
+pub fn run_vgein(tvm: &Tvm, v: &VcpuState, me: usize) -> Result<u64, CoveError> {
+    if tvm.aia.is_none() {
+        return Ok(0);
+    }
+    let c = v.covi.lock();
+    c.binding
+        .runs_on(me)
+        .map(|f| u64::from(f.vgein))
+        .ok_or(INVALID_PARAM)
+}
+
+/// The vCPU of `tvm` whose IMSIC page holds `gpa`, if any.
+pub fn imsic_target(tvm: &Tvm, gpa: u64) -> Option<u64> {
+    tvm.aia?;
+    let page = gpa & !(PAGE_SIZE - 1);
+    (0..tvm.vcpus.len() as u64).find(|&k| {
+        tvm.vcpu(k)
+            .is_some_and(|v| v.covi.lock().imsic_gpa == page)
+    })
+}
+
+/// A TVM's store to the IMSIC page of its vCPU `target` while no file is
+/// mapped there (unbound, or between unbind/rebind begin and end): a
+/// `seteipnum_le` (offset 0) or `seteipnum_be` (offset 4) write is what
+/// the file would have taken; anything else is ignored, as the hardware
+/// ignores writes to other offsets.
+pub fn emulate_send(tvm_id: u64, target: u64, offset: u64, value: u64) {
+    let Some(l) = LAYOUT.get() else {
+        return;
+    };
+    let id = match offset {
+        0 => value & 0xffff_ffff,
+        4 => u64::from((value as u32).swap_bytes()),
+        _ => return,
+    };
+    let mut tsm = TSM.lock();
+    let Ok(tvm) = tsm.tvms.get(tvm_id) else {
+        return;
+    };
+    if let Some(v) = tvm.vcpu(target) {
+        deliver(l, &mut v.covi.lock(), id);
+    }
+}
+
+/// A TVM's files go back to the free pool when it is destroyed.
+pub fn tvm_destroyed(files: &mut imsic_files::Files, id: u64) {
+    files.release_tvm(id);
+}
+
+/// Allow or deny (COVG) external interrupt `id` for vCPU `v`.
+pub fn set_allowed(v: &VcpuState, id: u64, allow: bool) -> Result<(), CoveError> {
+    let num_ids = LAYOUT.get().map_or(0, |l| l.num_ids);
+    if v.covi.lock().allowed.set(id, num_ids, allow) {
+        Ok(())
+    } else {
+        Err(INVALID_PARAM)
+    }
+}
+
+/// The TSM's AIA capability.
+pub fn capability() -> u64 {
+    if available() {
+        1 << cove_abi::covh::cap::AIA
+    } else {
+        0
+    }
+}
