@@ -226,6 +226,10 @@ const SECONDARY_MAGIC: u64 = 0x5ec0_0d0c_0000_0001;
 /// send vCPU 0 an IPI (SBI IPI, served by the TSM), then stop.
 #[no_mangle]
 extern "C" fn guestvm_secondary_main(vcpu: u64, opaque: u64) -> ! {
+    if opaque == covi::SECONDARY_COVI {
+        covi::secondary();
+        ecall(EID_HSM, 1, [0; 6]);
+    }
     SECONDARY_MARK.store(opaque ^ vcpu, core::sync::atomic::Ordering::Release);
     let r = ecall(EID_SPI, 0, [1, 0, 0, 0, 0, 0]);
     SECONDARY_IPI.store(r.error as u64, core::sync::atomic::Ordering::Release);
@@ -417,6 +421,8 @@ macro_rules! ensure {
 }
 
 type TestResult = Result<(), Reason>;
+
+mod covi;
 
 struct Tally {
     passed: u32,
@@ -787,6 +793,11 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
     };
     run_test(&mut t, "console", test_console);
     println!("guestvm: vcpu {vcpu}, entry_arg {arg:#x}");
+    if arg & ARG_COVI != 0 {
+        covi::run(&mut t, arg);
+        println!("guestvm: {} passed, {} failed", t.passed, t.failed);
+        shutdown(t.failed != 0)
+    }
     run_test(&mut t, "shared_exchange", test_shared_exchange);
     run_test(&mut t, "unshare", test_unshare);
     run_test(&mut t, "mmio", test_mmio);

@@ -42,6 +42,17 @@ pub const MMIO_LEN: u64 = 0x1000;
 
 pub const SIZE_2M: u64 = 0x20_0000;
 
+/// COVI: vCPU k's IMSIC page is `IMSIC_GPA + k * 4 KiB` (init_tvm_aia with
+/// one hart index bit, no guest bits, group shift 24).
+pub const IMSIC_GPA: u64 = 0x2800_0000;
+pub const IMSIC_HART_BITS: u32 = 1;
+/// Interrupt ids the COVI tests use: one the guest allows, one it denies,
+/// one it sends itself, one it sends to vCPU 1 while that is unbound.
+pub const COVI_ALLOWED_ID: u64 = 5;
+pub const COVI_DENIED_ID: u64 = 6;
+pub const COVI_SELF_ID: u64 = 7;
+pub const COVI_VCPU1_ID: u64 = 9;
+
 // ---- entry_arg (a1 of the boot vCPU) ---------------------------------------
 
 /// The host found V on its hart: guestvm runs its vector test.
@@ -57,6 +68,10 @@ pub const GUEST_REG_PATTERN: u64 = 0x6775_6573_7452_4547; // "GEGRtseug"
 
 /// The host created vCPU 1 and will run it when vCPU 0 starts it (HSM).
 pub const ARG_HAS_VCPU1: u64 = 1 << 4;
+/// COVI mode: the host gave the TVM AIA (`IMSIC_GPA` layout) and bound
+/// vCPU 0 to a guest file on the hart it runs on; guestvm runs its IMSIC
+/// tests instead of the others.
+pub const ARG_COVI: u64 = 1 << 5;
 /// Iteration count for `ARG_BENCH_ECALL`, in bits 32..63.
 pub const ARG_ITERS_SHIFT: u32 = 32;
 
@@ -79,6 +94,12 @@ pub const FID_UNSHARED_CHECK: u64 = 2;
 /// Returns value = MMIO stores the host saw that matched
 /// `mmio_store_value`, error = -1 if any store did not match.
 pub const FID_MMIO_STORES: u64 = 3;
+/// COVI: a0 = interrupt id; the host calls inject_tvm_cpu(vCPU 0, id) and
+/// returns its SBI error (as u64) in value.
+pub const FID_COVI_INJECT: u64 = 4;
+/// COVI: the host binds vCPU 1 to a guest file on the hart it runs vCPUs
+/// on; value = the SBI error of bind_aia_imsic.
+pub const FID_COVI_BIND_VCPU1: u64 = 5;
 
 // ---- value generators -------------------------------------------------------
 

@@ -249,9 +249,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         );
         info!(
             "COVI: {} guest file(s) per hart for TVM vCPUs (hgeie {:#x}, the host has file {})",
-            per_hart,
-            files,
-            host_vgein
+            per_hart, files, host_vgein
         );
     }
 

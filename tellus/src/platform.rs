@@ -99,6 +99,11 @@ pub struct Platform {
     pub fw_resv: Option<u64>,
     /// The ns16550a Salus emulates for the host (0 if none).
     pub uart: u64,
+    /// The S-level IMSIC's base (0 if none) and its guest index bits: hart
+    /// slot i's file is at `imsic + i << (12 + imsic_guest_bits)`, its guest
+    /// file k `k` pages after it.
+    pub imsic: u64,
+    pub imsic_guest_bits: u32,
     pub seed: u64,
     pub fuzz_iters: u64,
     /// `fuzz-harts=1`: fuzz from the boot hart only (default: every hart).
@@ -197,6 +202,8 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         no_htinst: false,
         fw_resv: None,
         uart: 0,
+        imsic: 0,
+        imsic_guest_bits: 0,
         has_zknh: false,
         fuzz: false,
         seed: 1,
@@ -214,6 +221,15 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         .and_then(|mut r| r.next())
     {
         p.uart = r.starting_address as u64;
+    }
+    if let Some(n) = fdt.find_compatible(&["riscv,imsics"]) {
+        if let Some(r) = n.reg().and_then(|mut r| r.next()) {
+            p.imsic = r.starting_address as u64;
+        }
+        p.imsic_guest_bits = n
+            .property("riscv,guest-index-bits")
+            .and_then(|v| v.as_usize())
+            .unwrap_or(0) as u32;
     }
     let cpus = fdt.find_node("/cpus").ok_or("no /cpus")?;
     if let Some(tb) = cpus.property("timebase-frequency") {

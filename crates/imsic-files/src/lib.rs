@@ -194,7 +194,10 @@ pub enum Binding {
     Unbound,
     Bound(FileId),
     /// unbind_begin removed the mapping in TVM fence epoch `epoch`.
-    Unbinding { file: FileId, epoch: u64 },
+    Unbinding {
+        file: FileId,
+        epoch: u64,
+    },
     /// rebind_begin: `new` is assigned, the mapping of `old` was removed in
     /// `epoch`; `cloned` once `old`'s state is in the software file.
     Rebinding {
@@ -269,7 +272,11 @@ impl Binding {
 
     /// rebind_clone on the old hart once the epoch is fenced; returns the
     /// old file to save into the software file and free.
-    pub fn rebind_clone(&mut self, me: usize, fenced: impl Fn(u64) -> bool) -> Result<FileId, Error> {
+    pub fn rebind_clone(
+        &mut self,
+        me: usize,
+        fenced: impl Fn(u64) -> bool,
+    ) -> Result<FileId, Error> {
         match self {
             Binding::Rebinding {
                 old,
@@ -496,13 +503,21 @@ mod tests {
     fn bind_unbind_on_the_bound_hart_after_the_fence() {
         let mut b = Binding::default();
         assert_eq!(b.runs_on(0), None);
-        assert_eq!(b.bind(1, F2), Err(Error::WrongBinding), "file on another hart");
+        assert_eq!(
+            b.bind(1, F2),
+            Err(Error::WrongBinding),
+            "file on another hart"
+        );
         b.bind(0, F2).unwrap();
         assert_eq!(b.bind(0, F3), Err(Error::WrongBinding));
         assert_eq!(b.runs_on(0), Some(F2));
         assert_eq!(b.runs_on(1), None);
         assert_eq!(b.unbind_begin(1, 3), Err(Error::WrongBinding));
-        assert_eq!(b.unbind_end(0, |_| true), Err(Error::WrongBinding), "no begin");
+        assert_eq!(
+            b.unbind_end(0, |_| true),
+            Err(Error::WrongBinding),
+            "no begin"
+        );
         assert_eq!(b.unbind_begin(0, 3), Ok(F2));
         assert_eq!(b.runs_on(0), None, "no run while unbinding");
         assert_eq!(b.unbind_end(0, |e| e > 3), Err(Error::NotFenced));
@@ -516,18 +531,38 @@ mod tests {
     #[test]
     fn rebind_begin_clone_end() {
         let mut b = Binding::Bound(F2);
-        assert_eq!(b.rebind_begin(1, F2, 0), Err(Error::WrongBinding), "new on another hart");
-        assert_eq!(b.rebind_begin(0, F2, 0), Err(Error::WrongBinding), "same file");
+        assert_eq!(
+            b.rebind_begin(1, F2, 0),
+            Err(Error::WrongBinding),
+            "new on another hart"
+        );
+        assert_eq!(
+            b.rebind_begin(0, F2, 0),
+            Err(Error::WrongBinding),
+            "same file"
+        );
         assert_eq!(b.rebind_end(1), Err(Error::WrongBinding));
         assert_eq!(b.rebind_begin(1, H1F2, 5), Ok(F2));
         assert_eq!(b.runs_on(0), None);
         assert_eq!(b.runs_on(1), None);
         assert_eq!(b.files(), [Some(F2), Some(H1F2)]);
-        assert_eq!(b.rebind_end(1), Err(Error::WrongBinding), "before the clone");
-        assert_eq!(b.rebind_clone(1, |_| true), Err(Error::WrongBinding), "new hart");
+        assert_eq!(
+            b.rebind_end(1),
+            Err(Error::WrongBinding),
+            "before the clone"
+        );
+        assert_eq!(
+            b.rebind_clone(1, |_| true),
+            Err(Error::WrongBinding),
+            "new hart"
+        );
         assert_eq!(b.rebind_clone(0, |e| e > 5), Err(Error::NotFenced));
         assert_eq!(b.rebind_clone(0, |_| true), Ok(F2));
-        assert_eq!(b.rebind_clone(0, |_| true), Err(Error::WrongBinding), "once");
+        assert_eq!(
+            b.rebind_clone(0, |_| true),
+            Err(Error::WrongBinding),
+            "once"
+        );
         assert_eq!(b.files(), [None, Some(H1F2)]);
         assert_eq!(b.rebind_end(0), Err(Error::WrongBinding));
         assert_eq!(b.rebind_end(1), Ok(H1F2));

@@ -114,7 +114,11 @@ pub fn gpa_kind(v: &VcpuState, gpa: u64) -> GpaKind {
     let g = hyp_addr::GuestPhysAddr::new(gpa);
     let mut tsm = TSM.lock();
     let tvm = tsm.tvms.get(v.tvm.raw() as u64);
-    if let Some(target) = tvm.as_ref().ok().and_then(|t| super::covi::imsic_target(t, gpa)) {
+    if let Some(target) = tvm
+        .as_ref()
+        .ok()
+        .and_then(|t| super::covi::imsic_target(t, gpa))
+    {
         return GpaKind::Imsic { target };
     }
     match tvm {

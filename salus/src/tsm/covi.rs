@@ -102,11 +102,15 @@ fn file_at(l: &Layout, addr: u64) -> Option<FileId> {
     if !addr.is_multiple_of(PAGE_SIZE) {
         return None;
     }
-    l.s_files.iter().take(l.nharts).enumerate().find_map(|(hart, &s)| {
-        let off = addr.checked_sub(s).filter(|o| *o < l.stride)?;
-        let vgein = u32::try_from(off / PAGE_SIZE).ok().filter(|v| *v >= 1)?;
-        Some(FileId { hart, vgein })
-    })
+    l.s_files
+        .iter()
+        .take(l.nharts)
+        .enumerate()
+        .find_map(|(hart, &s)| {
+            let off = addr.checked_sub(s).filter(|o| *o < l.stride)?;
+            let vgein = u32::try_from(off / PAGE_SIZE).ok().filter(|v| *v >= 1)?;
+            Some(FileId { hart, vgein })
+        })
 }
 
 /// The one file of `mask` (hgeie format) on hart `me`: TVM vCPUs have
@@ -150,7 +154,9 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
         CoviFunction::ConvertAiaImsic => {
             let file = file_at(l, a[0]).ok_or(INVALID_ADDRESS)?;
             let round = tsm.conv.next_round();
-            tsm.files.convert(file, round).map_err(|_| INVALID_ADDRESS)?;
+            tsm.files
+                .convert(file, round)
+                .map_err(|_| INVALID_ADDRESS)?;
             Ok(0)
         }
         CoviFunction::ReclaimTvmAiaImsic => {
@@ -171,9 +177,7 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
                 return Err(INVALID_PARAM);
             }
             let addr = file_addr(l, file).ok_or(INVALID_PARAM)?;
-            files
-                .assign(file, a[0], a[1])
-                .map_err(|_| INVALID_PARAM)?;
+            files.assign(file, a[0], a[1]).map_err(|_| INVALID_PARAM)?;
             if let Err(e) = map_file(tvm, c.imsic_gpa, addr) {
                 let _ = files.release(file, a[0], a[1]);
                 return Err(e);
@@ -324,7 +328,10 @@ fn set_cpu_imsic_addr(tvm: &mut Tvm, vcpu_id: u64, gpa: u64) -> CoveResult {
         return Err(INVALID_ADDRESS);
     }
     let taken = tvm.vcpus.iter().enumerate().any(|(k, _)| {
-        k as u64 != vcpu_id && tvm.vcpu(k as u64).is_some_and(|o| o.covi.lock().imsic_gpa == gpa)
+        k as u64 != vcpu_id
+            && tvm
+                .vcpu(k as u64)
+                .is_some_and(|o| o.covi.lock().imsic_gpa == gpa)
     });
     if taken {
         return Err(INVALID_ADDRESS);
@@ -373,10 +380,8 @@ pub fn run_vgein(tvm: &Tvm, v: &VcpuState, me: usize) -> Result<u64, CoveError> 
 pub fn imsic_target(tvm: &Tvm, gpa: u64) -> Option<u64> {
     tvm.aia?;
     let page = gpa & !(PAGE_SIZE - 1);
-    (0..tvm.vcpus.len() as u64).find(|&k| {
-        tvm.vcpu(k)
-            .is_some_and(|v| v.covi.lock().imsic_gpa == page)
-    })
+    (0..tvm.vcpus.len() as u64)
+        .find(|&k| tvm.vcpu(k).is_some_and(|v| v.covi.lock().imsic_gpa == page))
 }
 
 /// A TVM's store to the IMSIC page of its vCPU `target` while no file is

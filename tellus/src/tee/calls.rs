@@ -1,8 +1,9 @@
 //! The COVH and NACL calls tellus makes as a CoVE host, one wrapper per
 //! function, and the SBI errors the TEE tests expect.
 
+use cove_abi::covi::CoviFunction;
 use cove_abi::supd::SupdFunction;
-use cove_abi::{CovhFunction, TsmInfo, EID_COVH, EID_NACL, EID_SUPD};
+use cove_abi::{CovhFunction, TsmInfo, EID_COVH, EID_COVI, EID_NACL, EID_SUPD};
 use sbi_abi::SbiRet;
 
 use crate::arch::ecall;
@@ -38,6 +39,13 @@ pub fn covh(f: CovhFunction, args: [u64; 6]) -> SbiRet {
 pub fn covh_raw(fid: u64, args: [u64; 6]) -> SbiRet {
     // SAFETY: as for `covh`.
     unsafe { ecall(EID_COVH, fid, args) }
+}
+
+/// A COVI call (the same rules as `covh`; guest-file addresses are never
+/// memory tellus uses).
+pub fn covi(f: CoviFunction, args: [u64; 6]) -> SbiRet {
+    // SAFETY: as for `covh`; the TSM only reads `tvm_aia_params`.
+    unsafe { ecall(EID_COVI, f.fid(), args) }
 }
 
 pub fn get_tsm_info(addr: u64, len: u64) -> SbiRet {

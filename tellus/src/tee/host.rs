@@ -6,6 +6,7 @@
 
 use core::sync::atomic::Ordering::*;
 
+use cove_abi::covi::CoviFunction;
 use cove_abi::{nacl, EID_COVG};
 use sbi_abi::SbiRet;
 
@@ -73,6 +74,9 @@ pub struct TvmHost {
     pub regcheck_done: bool,
     /// First register that came back changed: (name, index, got, want).
     pub regcheck_fail: Option<(&'static str, usize, u64, u64)>,
+    /// COVI: the guest file (hgeie mask) vCPU 1 is bound to when guestvm
+    /// asks (`FID_COVI_BIND_VCPU1`); 0: no COVI.
+    pub covi_vcpu1_mask: u64,
 }
 
 static REGCHECK: spin::Mutex<RegCheck> = spin::Mutex::new(RegCheck {
@@ -131,6 +135,7 @@ impl TvmHost {
             regcheck: false,
             regcheck_done: false,
             regcheck_fail: None,
+            covi_vcpu1_mask: 0,
         }
     }
 
@@ -261,6 +266,15 @@ impl TvmHost {
                     if self.mmio_bad == 0 { OK } else { ERR_FAILED },
                     self.mmio_good,
                 )),
+                proto::FID_COVI_INJECT => {
+                    let r = covi(CoviFunction::InjectTvmCpu, [self.id, 0, a[0], 0, 0, 0]);
+                    Ok((OK, r.error as u64))
+                }
+                proto::FID_COVI_BIND_VCPU1 if self.covi_vcpu1_mask != 0 => {
+                    let m = self.covi_vcpu1_mask;
+                    let r = covi(CoviFunction::BindAiaImsic, [self.id, 1, m, 0, 0, 0]);
+                    Ok((OK, r.error as u64))
+                }
                 _ => Ok((ERR_NOT_SUPPORTED, 0)),
             },
             _ => Ok((ERR_NOT_SUPPORTED, 0)),

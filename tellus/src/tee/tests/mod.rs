@@ -4,6 +4,7 @@
 //! as present.
 
 pub mod census;
+pub mod covi;
 pub mod guestvm;
 pub mod info;
 pub mod negative;
@@ -20,6 +21,7 @@ pub fn run(p: &Platform, cx: &mut Ctx) {
         info::test_convert_fence(t, p, cx)
     });
     run_one("tee_guestvm", p, |t, p| guestvm::test_guestvm(t, p, cx));
+    run_one("tee_covi", p, |t, p| covi::test_covi(t, p, cx));
     run_one("tee_negative_convert_reclaim", p, |t, p| {
         negative::test_neg_convert(t, p, cx)
     });

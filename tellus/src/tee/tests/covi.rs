@@ -1,0 +1,495 @@
+//! `tee_covi`: the CoVE interrupt extension (COVI) from the host's side,
+//! every function with its errors, and guestvm in COVI mode: its vCPU 0
+//! bound to guest file 2 of the boot hart, vCPU 1 bound to file 3 when
+//! guestvm asks (after sending it an interrupt while it was unbound).
+//! Then unbind, rebind to another hart (begin there, clone here, end
+//! there), destroy, and the files go back to the host.
+
+use cove_abi::covh::cap;
+use cove_abi::covi::{CoviFunction as F, TvmAiaParams};
+
+use crate::harness::T;
+use crate::harts;
+use crate::platform::Platform;
+use crate::tee::ctx::*;
+use crate::tee::*;
+
+/// Host physical address of hart slot `slot`'s guest file `vgein`.
+fn file_addr(p: &Platform, slot: usize, vgein: u64) -> u64 {
+    p.imsic + ((slot as u64) << (12 + p.imsic_guest_bits)) + vgein * PAGE
+}
+
+fn c(f: F, a0: u64, a1: u64, a2: u64) -> i64 {
+    covi(f, [a0, a1, a2, 0, 0, 0]).error
+}
+
+/// Arguments for the COVI calls a secondary makes (`on_secondary`).
+static REMOTE: spin::Mutex<(F, u64, u64, u64)> = spin::Mutex::new((F::InjectTvmCpu, 0, 0, 0));
+
+fn remote_call(_: u64) -> i64 {
+    let (f, a0, a1, a2) = *REMOTE.lock();
+    c(f, a0, a1, a2)
+}
+
+/// A COVI call made on the secondary at `slot`.
+fn on_secondary(p: &Platform, slot: usize, f: F, a0: u64, a1: u64, a2: u64) -> i64 {
+    *REMOTE.lock() = (f, a0, a1, a2);
+    harts::call(p, slot, remote_call, 0, p.ms(2000)).unwrap_or(ERR_FAILED)
+}
+
+fn aia_params() -> TvmAiaParams {
+    TvmAiaParams {
+        imsic_base_addr: proto::IMSIC_GPA,
+        group_index_bits: 0,
+        group_index_shift: 24,
+        hart_index_bits: proto::IMSIC_HART_BITS,
+        guest_index_bits: 0,
+        guests_per_hart: 0,
+        _padding: 0,
+    }
+}
+
+fn write_params(page: u64, prm: &TvmAiaParams) {
+    let b = prm.to_bytes();
+    for (k, w) in b.chunks_exact(8).enumerate() {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(w);
+        wr(page + 8 * k as u64, u64::from_le_bytes(v));
+    }
+}
+
+pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
+    let info = cx.info;
+    if info.tsm_capabilities & (1 << cap::AIA) == 0 || p.imsic == 0 {
+        check_err!(
+            t,
+            covi(F::ConvertAiaImsic, [0; 6]),
+            ERR_NOT_SUPPORTED,
+            "COVI without the AIA capability"
+        );
+        t.note(format_args!(
+            "no AIA capability (no IMSIC guest files): COVI not offered"
+        ));
+        return;
+    }
+    let boot = boot_slot(p);
+    let (f2, f3) = (file_addr(p, boot, 2), file_addr(p, boot, 3));
+    for (addr, what) in [
+        (file_addr(p, boot, 1), "the host's own file"),
+        (file_addr(p, boot, 0), "an S-level file"),
+        (f2 + 4, "an unaligned address"),
+        (cx.pool.alloc(PAGE, PAGE).unwrap(), "host RAM"),
+    ] {
+        check_err!(
+            t,
+            covi(F::ConvertAiaImsic, [addr, 0, 0, 0, 0, 0]),
+            ERR_INVALID_ADDRESS,
+            "convert {what}"
+        );
+    }
+    check_err!(
+        t,
+        covi(F::ReclaimTvmAiaImsic, [f2, 0, 0, 0, 0, 0]),
+        ERR_INVALID_ADDRESS,
+        "reclaim a file never converted"
+    );
+    check!(t, c(F::ConvertAiaImsic, f2, 0, 0) == OK, "convert file 2");
+    check!(
+        t,
+        c(F::ConvertAiaImsic, f2, 0, 0) == ERR_INVALID_ADDRESS,
+        "convert file 2 twice"
+    );
+    check!(t, c(F::ConvertAiaImsic, f3, 0, 0) == OK, "convert file 3");
+    check!(
+        t,
+        c(F::ConvertAiaImsic, 0, 0, 0) == ERR_INVALID_ADDRESS,
+        "convert address 0"
+    );
+    check!(
+        t,
+        c(F::InjectTvmCpu, 999, 0, 1) == ERR_INVALID_PARAM,
+        "inject into no TVM"
+    );
+
+    let mark = cx.pool.mark();
+    let img_pages = (GUESTVM.len() as u64).div_ceil(PAGE);
+    let src_img = cx.pool.alloc(img_pages * PAGE, PAGE).unwrap();
+    // SAFETY: src_img has img_pages pages of host memory we own.
+    unsafe { core::ptr::copy_nonoverlapping(GUESTVM.as_ptr(), src_img as *mut u8, GUESTVM.len()) };
+    let params = cx.pool.alloc(PAGE, PAGE).unwrap();
+    let aia = cx.pool.alloc(PAGE, PAGE).unwrap();
+    let shared_host = cx.pool.alloc(4 * PAGE, PAGE).unwrap();
+    let small =
+        8 + info.tvm_state_pages + 2 * info.tvm_vcpu_state_pages + PT_PAGES + 16 + 64 + img_pages;
+    let arena_pages = small.div_ceil(512) * 512;
+    let Some(arena) = cx.pool.alloc(arena_pages * PAGE, SIZE_2M) else {
+        check!(t, false, "no room for a {arena_pages}-page arena");
+        return;
+    };
+    // The conversion fence also completes the files' conversion.
+    if !convert(t, p, cx, arena, arena_pages) {
+        return;
+    }
+    let mut ar = Arena::new(arena, arena_pages);
+    let pagedir = ar.take(4, 4 * PAGE);
+    let state = ar.take(info.tvm_state_pages, PAGE);
+    let vcpu0 = ar.take(info.tvm_vcpu_state_pages, PAGE);
+    let vcpu1 = ar.take(info.tvm_vcpu_state_pages, PAGE);
+    let pt = ar.take(PT_PAGES, PAGE);
+    let dest_img = ar.take(img_pages, PAGE);
+    let mut host = TvmHost::new(0);
+    for k in 0..16 {
+        host.spare_pt[k] = ar.take(1, PAGE);
+    }
+    host.spare_pt_n = 16;
+    for k in 0..64 {
+        host.zero_pages[k] = ar.take(1, PAGE);
+    }
+    host.zero_n = 64;
+    for k in 0..4 {
+        host.host_pages[k] = shared_host + k as u64 * PAGE;
+    }
+    let r = create(params, pagedir, state);
+    if !check_err!(t, r, OK, "create_tvm") {
+        reclaim_check(t, arena, arena_pages);
+        cx.pool.reset(mark);
+        return;
+    }
+    let id = r.value;
+    host.id = id;
+    check_err!(
+        t,
+        add_memory_region(id, proto::REGION_GPA, proto::REGION_LEN),
+        OK,
+        "add_tvm_memory_region"
+    );
+    check_err!(
+        t,
+        add_pt_pages(id, pt, PT_PAGES),
+        OK,
+        "add_tvm_page_table_pages"
+    );
+    check_err!(
+        t,
+        add_measured_pages(id, src_img, dest_img, 0, img_pages, proto::IMAGE_GPA),
+        OK,
+        "add_tvm_measured_pages(image)"
+    );
+    check_err!(t, create_vcpu(id, 0, vcpu0), OK, "create_tvm_vcpu(0)");
+    let two = info.tvm_max_vcpus > 1
+        && check_err!(t, create_vcpu(id, 1, vcpu1), OK, "create_tvm_vcpu(1)");
+
+    // init_tvm_aia and its errors.
+    let good = aia_params();
+    check!(
+        t,
+        c(F::SetTvmAiaCpuImsicAddr, id, 0, proto::IMSIC_GPA) == ERR_INVALID_PARAM,
+        "set_cpu_imsic_addr before init_tvm_aia"
+    );
+    check!(
+        t,
+        c(F::BindAiaImsic, id, 0, 1 << 2) == ERR_INVALID_PARAM,
+        "bind before init_tvm_aia"
+    );
+    for (bad, what) in [
+        (
+            TvmAiaParams {
+                group_index_shift: 23,
+                ..good
+            },
+            "group_index_shift 23",
+        ),
+        (
+            TvmAiaParams {
+                guests_per_hart: 1,
+                guest_index_bits: 1,
+                ..good
+            },
+            "nested guest files",
+        ),
+        (
+            TvmAiaParams {
+                imsic_base_addr: proto::IMSIC_GPA + 8,
+                ..good
+            },
+            "an unaligned base",
+        ),
+    ] {
+        write_params(aia, &bad);
+        check!(
+            t,
+            c(F::InitTvmAia, id, aia, 32) == ERR_INVALID_PARAM,
+            "init_tvm_aia with {what}"
+        );
+    }
+    write_params(aia, &good);
+    check!(
+        t,
+        c(F::InitTvmAia, id, aia, 31) == ERR_INVALID_PARAM,
+        "init_tvm_aia, 31 bytes"
+    );
+    check!(
+        t,
+        c(F::InitTvmAia, id, aia + 4, 32) == ERR_INVALID_ADDRESS,
+        "init_tvm_aia, unaligned"
+    );
+    check!(
+        t,
+        c(F::InitTvmAia, id, dest_img, 32) == ERR_INVALID_ADDRESS,
+        "init_tvm_aia, confidential params"
+    );
+    check!(
+        t,
+        c(F::InitTvmAia, 999, aia, 32) == ERR_INVALID_PARAM,
+        "init_tvm_aia, no such TVM"
+    );
+    check!(t, c(F::InitTvmAia, id, aia, 32) == OK, "init_tvm_aia");
+    check!(
+        t,
+        c(F::InitTvmAia, id, aia, 32) == ERR_INVALID_PARAM,
+        "init_tvm_aia twice"
+    );
+
+    // Per-vCPU IMSIC addresses.
+    let g0 = proto::IMSIC_GPA;
+    let g1 = proto::IMSIC_GPA + PAGE;
+    for (v, gpa, want, what) in [
+        (
+            0,
+            g0 + 2 * PAGE,
+            ERR_INVALID_ADDRESS,
+            "hart index 2 with 1 hart bit",
+        ),
+        (0, g0 + 8, ERR_INVALID_ADDRESS, "an unaligned GPA"),
+        (
+            0,
+            proto::REGION_GPA,
+            ERR_INVALID_ADDRESS,
+            "a GPA outside the layout",
+        ),
+        (7, g0, ERR_INVALID_PARAM, "no such vCPU"),
+        (0, g0, OK, "vCPU 0"),
+    ] {
+        check!(
+            t,
+            c(F::SetTvmAiaCpuImsicAddr, id, v, gpa) == want,
+            "set_cpu_imsic_addr({v}, {gpa:#x}): {what}"
+        );
+    }
+    if two {
+        check!(
+            t,
+            c(F::SetTvmAiaCpuImsicAddr, id, 1, g0) == ERR_INVALID_ADDRESS,
+            "two vCPUs at one IMSIC GPA"
+        );
+        // finalize refuses a vCPU without its IMSIC address.
+        check!(
+            t,
+            finalize_tvm(id, proto::IMAGE_GPA, 0, 0).error == ERR_INVALID_PARAM,
+            "finalize with vCPU 1's IMSIC unset"
+        );
+        check!(
+            t,
+            c(F::SetTvmAiaCpuImsicAddr, id, 1, g1) == OK,
+            "set_cpu_imsic_addr(1)"
+        );
+    }
+
+    // Bind vCPU 0 to file 2 of this hart.
+    for (v, mask, what) in [
+        (0, 0, "an empty mask"),
+        (0, 1, "bit 0"),
+        (0, 1 << 1, "the host's own file"),
+        (0, (1 << 2) | (1 << 3), "two files"),
+        (0, 1 << 9, "a file the hart does not have"),
+        (7, 1 << 2, "no such vCPU"),
+    ] {
+        check!(
+            t,
+            c(F::BindAiaImsic, id, v, mask) == ERR_INVALID_PARAM,
+            "bind with {what}"
+        );
+    }
+    check!(
+        t,
+        c(F::BindAiaImsic, id, 0, 1 << 2) == OK,
+        "bind vCPU 0 to file 2"
+    );
+    check!(
+        t,
+        c(F::BindAiaImsic, id, 0, 1 << 3) == ERR_INVALID_PARAM,
+        "bind a bound vCPU"
+    );
+    check!(
+        t,
+        c(F::ReclaimTvmAiaImsic, f2, 0, 0) == ERR_INVALID_PARAM,
+        "reclaim a bound file"
+    );
+    check!(
+        t,
+        c(F::InjectTvmCpu, id, 0, 5) == ERR_INVALID_PARAM,
+        "inject an id the vCPU never allowed"
+    );
+    check!(
+        t,
+        c(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
+        "unbind_end without begin"
+    );
+    let mut arg = proto::ARG_COVI;
+    if two {
+        arg |= proto::ARG_HAS_VCPU1;
+        host.covi_vcpu1_mask = 1 << 3;
+    }
+    if !check_err!(
+        t,
+        finalize_tvm(id, proto::IMAGE_GPA, arg, 0),
+        OK,
+        "finalize_tvm"
+    ) {
+        check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
+        reclaim_check(t, arena, arena_pages);
+        cx.pool.reset(mark);
+        return;
+    }
+    check!(
+        t,
+        c(F::SetTvmAiaCpuImsicAddr, id, 0, g0) == ERR_INVALID_PARAM,
+        "set_cpu_imsic_addr after finalize"
+    );
+    // A bound vCPU runs only on its file's hart.
+    let other = cx.slots().iter().copied().find(|&s| s != boot);
+    if let Some(s) = other {
+        match run_on(p, s, id, 0) {
+            Ok(x) => check!(
+                t,
+                x.error == ERR_INVALID_PARAM,
+                "vCPU 0 ran on hart slot {s}, away from its file: error {}",
+                x.error
+            ),
+            Err((what, e)) => check!(t, false, "{what}: {e}"),
+        };
+    }
+    host.echo = true;
+    match host.run(p, 0, &[boot], 100_000) {
+        Stop::Shutdown(r) => check!(t, r == 0, "guestvm (COVI) shut down with reason {r}"),
+        Stop::Error(m) => check!(t, false, "guestvm (COVI) run: {m}"),
+    };
+    let want = if two { 6 } else { 5 };
+    check!(
+        t,
+        host.guest_passed >= want && host.guest_failed == 0,
+        "guestvm COVI tests: {} passed, {} failed",
+        host.guest_passed,
+        host.guest_failed
+    );
+
+    // Unbind vCPU 0: the mapping goes at begin, the state at end (after a
+    // TVM fence).
+    check!(t, c(F::UnbindAiaImsicBegin, id, 0, 0) == OK, "unbind_begin");
+    check!(
+        t,
+        c(F::UnbindAiaImsicBegin, id, 0, 0) == ERR_INVALID_PARAM,
+        "unbind_begin twice"
+    );
+    check!(
+        t,
+        c(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
+        "unbind_end before the TVM fence"
+    );
+    check_err!(t, tvm_fence(id), OK, "tvm_fence");
+    check!(t, c(F::UnbindAiaImsicEnd, id, 0, 0) == OK, "unbind_end");
+    check!(
+        t,
+        run_vcpu(id, 0).error == ERR_INVALID_PARAM,
+        "run of an unbound vCPU of an AIA TVM"
+    );
+
+    // Rebind vCPU 1 (bound to file 3 here) to file 2 of another hart.
+    if let (true, Some(s)) = (two, other) {
+        let fs = file_addr(p, s, 2);
+        check!(
+            t,
+            c(F::ConvertAiaImsic, fs, 0, 0) == OK,
+            "convert file 2 of slot {s}"
+        );
+        if let Err((what, e)) = fence_all(p, &cx.live) {
+            check!(t, false, "{what}: {e}");
+        }
+        check!(
+            t,
+            on_secondary(p, s, F::RebindAiaImsicBegin, id, 1, 1 << 2) == OK,
+            "rebind_begin on slot {s}"
+        );
+        check!(
+            t,
+            c(F::RebindAiaImsicClone, id, 1, 0) == ERR_INVALID_PARAM,
+            "rebind_clone before the TVM fence"
+        );
+        check_err!(t, tvm_fence(id), OK, "tvm_fence");
+        check!(
+            t,
+            on_secondary(p, s, F::RebindAiaImsicClone, id, 1, 0) == ERR_INVALID_PARAM,
+            "rebind_clone on the new hart"
+        );
+        check!(
+            t,
+            on_secondary(p, s, F::RebindAiaImsicEnd, id, 1, 0) == ERR_INVALID_PARAM,
+            "rebind_end before the clone"
+        );
+        check!(
+            t,
+            c(F::RebindAiaImsicClone, id, 1, 0) == OK,
+            "rebind_clone on the old hart"
+        );
+        check!(
+            t,
+            c(F::RebindAiaImsicEnd, id, 1, 0) == ERR_INVALID_PARAM,
+            "rebind_end on the old hart"
+        );
+        check!(
+            t,
+            on_secondary(p, s, F::RebindAiaImsicEnd, id, 1, 0) == OK,
+            "rebind_end on slot {s}"
+        );
+        // File 3 here is free again; slot s's file 2 is vCPU 1's.
+        check!(
+            t,
+            on_secondary(p, s, F::ReclaimTvmAiaImsic, fs, 0, 0) == ERR_INVALID_PARAM,
+            "reclaim the rebound file"
+        );
+        check!(
+            t,
+            c(F::ReclaimTvmAiaImsic, f3, 0, 0) == OK,
+            "reclaim the file vCPU 1 left"
+        );
+        check!(t, c(F::ConvertAiaImsic, f3, 0, 0) == OK, "convert it again");
+        check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
+        check!(
+            t,
+            c(F::ReclaimTvmAiaImsic, fs, 0, 0) == OK,
+            "reclaim slot {s}'s file after destroy"
+        );
+    } else {
+        check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
+    }
+    check!(
+        t,
+        c(F::InjectTvmCpu, id, 0, 5) == ERR_INVALID_PARAM,
+        "inject into a destroyed TVM"
+    );
+    for f in [f2, f3] {
+        check!(t, c(F::ReclaimTvmAiaImsic, f, 0, 0) == OK, "reclaim {f:#x}");
+        check!(
+            t,
+            c(F::ReclaimTvmAiaImsic, f, 0, 0) == ERR_INVALID_ADDRESS,
+            "reclaim {f:#x} twice"
+        );
+    }
+    reclaim_check(t, arena, arena_pages);
+    cx.pool.reset(mark);
+    t.note(format_args!(
+        "{} guest tests, {} exits",
+        host.guest_passed + host.guest_failed,
+        host.exits
+    ));
+}
