@@ -140,14 +140,14 @@ mod tests {
         }
     }
 
-    /// A bundle file: kernel of 3 MiB + 1, initrd 5000, dtb 300, shim 9000
-    /// bytes, each filled with its own byte.
+    /// A bundle file: kernel of 3 MiB + 1, initrd 5000, dtb 300, shim 9000,
+    /// dtb_aia 400 bytes, each filled with its own byte.
     fn bundle_file(name: &str) -> std::path::PathBuf {
-        let sizes = [(3 << 20) + 1, 5000, 300, 9000];
+        let sizes = [(3 << 20) + 1, 5000, 300, 9000, 400];
         let mut out = vec![0u8; tb::ALIGN as usize];
         let mut hdr = tb::MAGIC.to_vec();
         hdr.extend_from_slice(&tb::VERSION.to_le_bytes());
-        hdr.extend_from_slice(&4u32.to_le_bytes());
+        hdr.extend_from_slice(&5u32.to_le_bytes());
         for (k, &n) in sizes.iter().enumerate() {
             hdr.extend_from_slice(&(out.len() as u64).to_le_bytes());
             hdr.extend_from_slice(&(n as u64).to_le_bytes());
@@ -223,7 +223,7 @@ mod tests {
         let full = std::fs::read(&p).unwrap();
         std::fs::write(&p, &full[..full.len() - tb::ALIGN as usize]).unwrap();
         let e = read(&p).err().unwrap();
-        assert!(e.contains("part 3"), "{e}");
+        assert!(e.contains("part 4"), "{e}");
         std::fs::write(&p, b"SALUSTVM").unwrap();
         assert!(read(&p).err().unwrap().contains("too short"));
         std::fs::write(&p, b"not a bundle").unwrap();

@@ -39,8 +39,20 @@ INITRD_GPA = RAM_BASE + RAM_SIZE - (64 << 20)
 DTB_GPA = RAM_BASE + RAM_SIZE - (2 << 20)
 ALIGN = 2 << 20
 MAGIC = b"SALUSTVM"
-VERSION = 2
+VERSION = 3
 SHIM_MAX = 64 << 10
+# vCPU k's IMSIC file at IMSIC_GPA + k * 4 KiB (crates/tvm-bundle).
+IMSIC_GPA = 0x2800_0000
+IMSIC_NODE = """		imsics@28000000 {
+			compatible = "qemu,imsics", "riscv,imsics";
+			reg = <0x0 0x28000000 0x0 0x2000>;
+			interrupts-extended = <&cpu0_intc 9>, <&cpu1_intc 9>;
+			interrupt-controller;
+			#interrupt-cells = <0>;
+			msi-controller;
+			riscv,num-ids = <255>;
+		};
+"""
 
 
 def initramfs(busybox_deb, init):
@@ -90,13 +102,18 @@ def main():
     dts = open(os.path.join(HERE, "tvm.dts")).read()
     dts = dts.replace("@INITRD_START@", hex(INITRD_GPA)).replace("@INITRD_END@", hex(INITRD_GPA + len(rd)))
     dts = dts.replace("@BOOTARGS_EXTRA@", (" " + a.bootargs_extra) if a.bootargs_extra else "")
-    dts_out = os.path.join(a.out_dir, "tvm.dts")
-    dtb_out = os.path.join(a.out_dir, "tvm.dtb")
-    open(dts_out, "w").write(dts)
-    subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", dtb_out, dts_out], check=True)
-    dtb = open(dtb_out, "rb").read()
 
-    parts = [kernel, rd, dtb, shim]
+    def compile_dts(name, text):
+        dts_out = os.path.join(a.out_dir, name + ".dts")
+        dtb_out = os.path.join(a.out_dir, name + ".dtb")
+        open(dts_out, "w").write(text)
+        subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", dtb_out, dts_out], check=True)
+        return open(dtb_out, "rb").read()
+
+    dtb = compile_dts("tvm", dts.replace("@ISA_AIA@", "").replace("@IMSIC@\n", ""))
+    dtb_aia = compile_dts("tvm-aia", dts.replace("@ISA_AIA@", "_ssaia").replace("@IMSIC@\n", IMSIC_NODE))
+
+    parts = [kernel, rd, dtb, shim, dtb_aia]
     out = bytearray(ALIGN)
     hdr = bytearray(MAGIC + struct.pack("<II", VERSION, len(parts)))
     for p in parts:

@@ -58,6 +58,16 @@ fn linux_tvm_boots_to_init() {
         .unwrap_or_else(|| panic!("no IPI line\n{ctx}"));
     let ipis: u64 = ipis.trim().parse().unwrap_or(0);
     assert!(ipis > 0, "the kernel counted no IPIs\n{ctx}");
+    // COVI (issue 15): the vCPUs are bound to IMSIC guest files and the
+    // unmodified kernel takes its IPIs through the IMSIC.
+    assert!(
+        c.contains("tellus: linux-tvm: COVI: vCPU 0 bound"),
+        "the vCPUs were not bound to IMSIC guest files\n{ctx}"
+    );
+    assert!(
+        c.contains("riscv-imsic: imsics@28000000: providing IPIs using interrupt"),
+        "the kernel does not use the IMSIC for IPIs\n{ctx}"
+    );
     // Salus serves the entropy call: the shim must not fall back to zeros.
     assert!(
         c.contains("rng-seed replaced,"),

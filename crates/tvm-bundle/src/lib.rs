@@ -9,9 +9,13 @@
 //! | offset | field |
 //! |---|---|
 //! | 0 | magic `"SALUSTVM"` |
-//! | 8 | u32 version = 2 |
-//! | 12 | u32 count = 4 |
-//! | 16 + 16 i | part i: u64 offset, u64 size (kernel, initrd, dtb, shim) |
+//! | 8 | u32 version = 3 |
+//! | 12 | u32 count = 5 |
+//! | 16 + 16 i | part i: u64 offset, u64 size (kernel, initrd, dtb, shim, dtb_aia) |
+//!
+//! `dtb_aia` is the same device tree with an IMSIC (one interrupt file per
+//! vCPU at [`IMSIC_GPA`]): a host that can bind the vCPUs to IMSIC guest
+//! files (COVI) measures it instead of `dtb`.
 //!
 //! Every part starts at a 2 MiB-aligned offset after the header (so a host
 //! can measure 2 MiB pages straight out of the file) and lies inside it.
@@ -21,8 +25,8 @@
 use core::fmt;
 
 pub const MAGIC: &[u8; 8] = b"SALUSTVM";
-pub const VERSION: u32 = 2;
-pub const PARTS: usize = 4;
+pub const VERSION: u32 = 3;
+pub const PARTS: usize = 5;
 /// Bytes of header [`parse`] needs.
 pub const HEADER_LEN: usize = 16 + 16 * PARTS;
 /// Part offsets are multiples of this (and the header takes the first).
@@ -47,12 +51,18 @@ pub const UART_GPA: u64 = 0x1000_0000;
 pub const UART_SIZE: u64 = PAGE;
 /// vCPUs the device tree describes.
 pub const VCPUS: u64 = 2;
+/// With `dtb_aia`: vCPU k's IMSIC file is the page at `IMSIC_GPA + k * 4 KiB`
+/// (`init_tvm_aia`: one hart index bit, no guest bits, group shift 24).
+pub const IMSIC_GPA: u64 = 0x2800_0000;
+pub const IMSIC_HART_BITS: u32 = 1;
 
 // The layout's places do not overlap, stay in RAM, and the UART is not RAM.
 const _: () = assert!(SHIM_GPA + SHIM_MAX <= KERNEL_GPA);
 const _: () = assert!(KERNEL_GPA < INITRD_GPA && INITRD_GPA < DTB_GPA);
 const _: () = assert!(DTB_GPA + ALIGN == RAM_BASE + RAM_SIZE);
 const _: () = assert!(UART_GPA + UART_SIZE <= RAM_BASE);
+const _: () = assert!(IMSIC_GPA >= UART_GPA + UART_SIZE);
+const _: () = assert!(IMSIC_GPA + (PAGE << IMSIC_HART_BITS) <= RAM_BASE);
 
 /// One part: where it is in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +83,7 @@ pub struct Bundle {
     pub initrd: Part,
     pub dtb: Part,
     pub shim: Part,
+    pub dtb_aia: Part,
 }
 
 /// One part and where it goes.
@@ -84,20 +95,25 @@ pub struct Load {
 }
 
 impl Bundle {
-    /// The parts in the order a host measures them, with their GPAs.
-    pub fn loads(&self) -> [Load; PARTS] {
+    /// The parts in the order a host measures them, with their GPAs; `aia`:
+    /// the device tree with the IMSIC.
+    pub fn loads(&self, aia: bool) -> [Load; 4] {
         let l = |what, part, gpa| Load { what, part, gpa };
         [
             l("shim", self.shim, SHIM_GPA),
             l("kernel", self.kernel, KERNEL_GPA),
             l("initrd", self.initrd, INITRD_GPA),
-            l("dtb", self.dtb, DTB_GPA),
+            if aia {
+                l("dtb (IMSIC)", self.dtb_aia, DTB_GPA)
+            } else {
+                l("dtb", self.dtb, DTB_GPA)
+            },
         ]
     }
 
     /// Whether the 4 KiB page at `gpa` holds part of a load.
-    pub fn measured(&self, gpa: u64) -> bool {
-        self.loads()
+    pub fn measured(&self, gpa: u64, aia: bool) -> bool {
+        self.loads(aia)
             .iter()
             .any(|l| gpa >= l.gpa && gpa < l.gpa + l.part.size.div_ceil(PAGE) * PAGE)
     }
@@ -192,12 +208,14 @@ pub fn parse(header: &[u8], file_len: u64) -> Result<Bundle, Error> {
         initrd: parts[1],
         dtb: parts[2],
         shim: parts[3],
+        dtb_aia: parts[4],
     };
     for (what, size, max) in [
         ("shim", b.shim.size, SHIM_MAX),
         ("kernel", b.kernel.size, INITRD_GPA - KERNEL_GPA),
         ("initrd", b.initrd.size, DTB_GPA - INITRD_GPA),
         ("dtb", b.dtb.size, RAM_BASE + RAM_SIZE - DTB_GPA),
+        ("dtb_aia", b.dtb_aia.size, RAM_BASE + RAM_SIZE - DTB_GPA),
     ] {
         if size > max {
             return Err(Error::TooBig { what, size, max });
@@ -223,13 +241,14 @@ mod tests {
         h
     }
 
-    const GOOD: [(u64, u64); 4] = [
+    const GOOD: [(u64, u64); 5] = [
         (ALIGN, 30 << 20),
         (ALIGN * 17, 3 << 20),
         (ALIGN * 19, 2000),
         (ALIGN * 20, 20 << 10),
+        (ALIGN * 21, 2300),
     ];
-    const LEN: u64 = ALIGN * 21;
+    const LEN: u64 = ALIGN * 22;
 
     #[test]
     fn a_good_bundle_and_its_loads() {
@@ -242,16 +261,20 @@ mod tests {
             }
         );
         assert_eq!(b.shim.size, 20 << 10);
-        let l = b.loads();
+        let l = b.loads(false);
         assert_eq!(l.map(|l| l.what), ["shim", "kernel", "initrd", "dtb"]);
         assert_eq!(
             l.map(|l| l.gpa),
             [SHIM_GPA, KERNEL_GPA, INITRD_GPA, DTB_GPA]
         );
-        assert!(b.measured(SHIM_GPA) && b.measured(SHIM_GPA + (20 << 10) - 1));
-        assert!(!b.measured(SHIM_GPA + (20 << 10)));
-        assert!(b.measured(DTB_GPA) && !b.measured(DTB_GPA + PAGE));
-        assert!(!b.measured(RAM_BASE + (100 << 20)));
+        let a = b.loads(true);
+        assert_eq!(a[3].part.size, 2300);
+        assert_eq!(a[3].gpa, DTB_GPA);
+        assert!(b.measured(SHIM_GPA, false) && b.measured(SHIM_GPA + (20 << 10) - 1, false));
+        assert!(!b.measured(SHIM_GPA + (20 << 10), true));
+        assert!(b.measured(DTB_GPA, false) && !b.measured(DTB_GPA + PAGE, false));
+        assert!(b.measured(DTB_GPA, true) && !b.measured(DTB_GPA + PAGE, true));
+        assert!(!b.measured(RAM_BASE + (100 << 20), false));
     }
 
     #[test]
@@ -266,24 +289,24 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(parse(&bad, LEN), Err(Error::BadMagic));
         assert_eq!(
-            parse(&header(1, &GOOD[..3]), LEN),
-            Err(Error::Short(LEN.min(64)))
+            parse(&header(2, &GOOD[..4]), LEN),
+            Err(Error::Short(LEN.min(80)))
         );
-        let mut v1 = header(1, &GOOD);
+        let mut old = header(2, &GOOD);
         assert_eq!(
-            parse(&v1, LEN),
-            Err(Error::Version {
-                version: 1,
-                count: 4
-            })
-        );
-        v1[8] = VERSION as u8;
-        v1[12] = 3;
-        assert_eq!(
-            parse(&v1, LEN),
+            parse(&old, LEN),
             Err(Error::Version {
                 version: 2,
-                count: 3
+                count: 5
+            })
+        );
+        old[8] = VERSION as u8;
+        old[12] = 4;
+        assert_eq!(
+            parse(&old, LEN),
+            Err(Error::Version {
+                version: VERSION,
+                count: 4
             })
         );
     }
@@ -294,7 +317,7 @@ mod tests {
             (0, (0, 100)),                      // the header's block
             (1, (ALIGN * 17 + 4096, 100)),      // unaligned
             (2, (ALIGN * 19, 0)),               // empty
-            (3, (ALIGN * 20, ALIGN + 1)),       // past the end
+            (4, (ALIGN * 21, ALIGN + 1)),       // past the end
             (3, (u64::MAX - ALIGN + 1, ALIGN)), // wraps
             (0, (LEN, 1)),                      // starts at the end
             (1, (ALIGN * 30, 1)),               // beyond the file
@@ -321,6 +344,7 @@ mod tests {
             (0, "kernel", INITRD_GPA - KERNEL_GPA),
             (1, "initrd", DTB_GPA - INITRD_GPA),
             (2, "dtb", ALIGN),
+            (4, "dtb_aia", ALIGN),
         ] {
             let mut parts = GOOD;
             parts[index].1 = max;

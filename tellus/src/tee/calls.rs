@@ -48,6 +48,11 @@ pub fn covi(f: CoviFunction, args: [u64; 6]) -> SbiRet {
     unsafe { ecall(EID_COVI, f.fid(), args) }
 }
 
+/// A COVI call's error.
+pub fn covi_call(f: CoviFunction, a0: u64, a1: u64, a2: u64) -> i64 {
+    covi(f, [a0, a1, a2, 0, 0, 0]).error
+}
+
 pub fn get_tsm_info(addr: u64, len: u64) -> SbiRet {
     covh(CovhFunction::GetTsmInfo, [addr, len, 0, 0, 0, 0])
 }

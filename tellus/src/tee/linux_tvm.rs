@@ -15,6 +15,7 @@
 
 use core::sync::atomic::Ordering::*;
 
+use cove_abi::covi::CoviFunction;
 use cove_abi::nacl;
 
 use super::ctx::*;
@@ -266,6 +267,28 @@ fn boot(t: &mut T, p: &Platform) {
         return;
     }
     let params = cx.pool.alloc(PAGE, PAGE).unwrap();
+    // COVI when the TSM offers it: the device tree with the IMSIC, each
+    // vCPU bound to guest file 2 of the hart that runs it (converted here,
+    // completed by the arena's fence below).
+    let aia = info.tsm_capabilities & (1 << cove_abi::covh::cap::AIA) != 0 && p.imsic != 0;
+    let (boot, sec) = (boot_slot(p), cx.slots()[1]);
+    let files = [guest_file_addr(p, boot, 2), guest_file_addr(p, sec, 2)];
+    let aia_page = cx.pool.alloc(PAGE, PAGE).unwrap();
+    if aia {
+        write_aia_params(
+            aia_page,
+            &covi_params(tvm_bundle::IMSIC_GPA, tvm_bundle::IMSIC_HART_BITS),
+        );
+        for f in files {
+            if !check!(
+                t,
+                covi_call(CoviFunction::ConvertAiaImsic, f, 0, 0) == OK,
+                "convert guest file {f:#x}"
+            ) {
+                return;
+            }
+        }
+    }
 
     // The arena: RAM (1:1 with the GPAs), then the TVM's own pages.
     let small =
@@ -308,9 +331,24 @@ fn boot(t: &mut T, p: &Platform) {
         bundle.start,
         &b,
         &vstate,
+        aia.then_some(aia_page),
     );
     let t1 = arch::read_time();
-    if ok {
+    let bound = ok
+        && (!aia
+            || (0..VCPUS).all(|v| {
+                let slot = if v == 0 { boot } else { sec };
+                let e = covi_on(p, slot, CoviFunction::BindAiaImsic, [id, v, 1 << 2]);
+                check!(
+                    t,
+                    e == OK,
+                    "bind vCPU {v} to file 2 of hart slot {slot}: error {e}"
+                )
+            }));
+    if aia && bound {
+        println!("tellus: linux-tvm: COVI: vCPU 0 bound to file 2 of slot {boot}, vCPU 1 to file 2 of slot {sec}; the device tree has the IMSIC");
+    }
+    if ok && bound {
         println!(
             "tellus: linux-tvm: TVM {id} built and finalized in {} ms (entry {RAM_BASE:#x}, dtb {DTB_GPA:#x})",
             (t1 - t0) / p.ms(1).max(1)
@@ -318,6 +356,15 @@ fn boot(t: &mut T, p: &Platform) {
         run_tvm(t, p, &cx, id);
     }
     check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
+    if aia {
+        for f in files {
+            check!(
+                t,
+                covi_call(CoviFunction::ReclaimTvmAiaImsic, f, 0, 0) == OK,
+                "reclaim guest file {f:#x}"
+            );
+        }
+    }
     if reclaim_check(t, arena, arena_pages) {
         println!("tellus: linux-tvm: TVM destroyed, {arena_pages} pages reclaimed and zero");
     }
@@ -334,7 +381,9 @@ fn build(
     bundle: u64,
     b: &tvm_bundle::Bundle,
     vstate: &[u64; VCPUS as usize],
+    aia_params: Option<u64>,
 ) -> bool {
+    let aia = aia_params.is_some();
     let dest = |gpa: u64| ram + (gpa - RAM_BASE);
     if !check_err!(
         t,
@@ -365,7 +414,7 @@ fn build(
     };
     // Measured: 2 MiB pages where the GPA and the source allow, else 4 KiB.
     let parts = b
-        .loads()
+        .loads(aia)
         .map(|l| (l.what, bundle + l.part.offset, l.gpa, l.part.size));
     for (what, src, gpa, size) in parts {
         let mut done = 0;
@@ -394,6 +443,19 @@ fn build(
             return false;
         }
     }
+    if let Some(page) = aia_params {
+        let imsic = tvm_bundle::IMSIC_GPA;
+        if !check!(
+            t,
+            covi_call(CoviFunction::InitTvmAia, id, page, 32) == OK,
+            "init_tvm_aia"
+        ) || !(0..VCPUS).all(|v| {
+            let e = covi_call(CoviFunction::SetTvmAiaCpuImsicAddr, id, v, imsic + v * PAGE);
+            check!(t, e == OK, "set_tvm_aia_cpu_imsic_addr({v}): error {e}")
+        }) {
+            return false;
+        }
+    }
     if !check_err!(
         t,
         finalize_tvm(id, RAM_BASE, DTB_GPA, 0),
@@ -403,7 +465,7 @@ fn build(
         return false;
     }
     // The rest of RAM: zero pages (2 MiB blocks whole, else runs of 4 KiB).
-    let covered = |g: u64| b.measured(g);
+    let covered = |g: u64| b.measured(g, aia);
     let (mut z2, mut z4) = (0, 0);
     for blk in 0..RAM_SIZE / SIZE_2M {
         let bg = RAM_BASE + blk * SIZE_2M;

@@ -9,53 +9,12 @@ use cove_abi::covh::cap;
 use cove_abi::covi::{CoviFunction as F, TvmAiaParams};
 
 use crate::harness::T;
-use crate::harts;
 use crate::platform::Platform;
 use crate::tee::ctx::*;
 use crate::tee::*;
 
-/// Host physical address of hart slot `slot`'s guest file `vgein`.
-fn file_addr(p: &Platform, slot: usize, vgein: u64) -> u64 {
-    p.imsic + ((slot as u64) << (12 + p.imsic_guest_bits)) + vgein * PAGE
-}
-
-fn c(f: F, a0: u64, a1: u64, a2: u64) -> i64 {
-    covi(f, [a0, a1, a2, 0, 0, 0]).error
-}
-
-/// Arguments for the COVI calls a secondary makes (`on_secondary`).
-static REMOTE: spin::Mutex<(F, u64, u64, u64)> = spin::Mutex::new((F::InjectTvmCpu, 0, 0, 0));
-
-fn remote_call(_: u64) -> i64 {
-    let (f, a0, a1, a2) = *REMOTE.lock();
-    c(f, a0, a1, a2)
-}
-
-/// A COVI call made on the secondary at `slot`.
-fn on_secondary(p: &Platform, slot: usize, f: F, a0: u64, a1: u64, a2: u64) -> i64 {
-    *REMOTE.lock() = (f, a0, a1, a2);
-    harts::call(p, slot, remote_call, 0, p.ms(2000)).unwrap_or(ERR_FAILED)
-}
-
 fn aia_params() -> TvmAiaParams {
-    TvmAiaParams {
-        imsic_base_addr: proto::IMSIC_GPA,
-        group_index_bits: 0,
-        group_index_shift: 24,
-        hart_index_bits: proto::IMSIC_HART_BITS,
-        guest_index_bits: 0,
-        guests_per_hart: 0,
-        _padding: 0,
-    }
-}
-
-fn write_params(page: u64, prm: &TvmAiaParams) {
-    let b = prm.to_bytes();
-    for (k, w) in b.chunks_exact(8).enumerate() {
-        let mut v = [0u8; 8];
-        v.copy_from_slice(w);
-        wr(page + 8 * k as u64, u64::from_le_bytes(v));
-    }
+    covi_params(proto::IMSIC_GPA, proto::IMSIC_HART_BITS)
 }
 
 pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
@@ -73,10 +32,10 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         return;
     }
     let boot = boot_slot(p);
-    let (f2, f3) = (file_addr(p, boot, 2), file_addr(p, boot, 3));
+    let (f2, f3) = (guest_file_addr(p, boot, 2), guest_file_addr(p, boot, 3));
     for (addr, what) in [
-        (file_addr(p, boot, 1), "the host's own file"),
-        (file_addr(p, boot, 0), "an S-level file"),
+        (guest_file_addr(p, boot, 1), "the host's own file"),
+        (guest_file_addr(p, boot, 0), "an S-level file"),
         (f2 + 4, "an unaligned address"),
         (cx.pool.alloc(PAGE, PAGE).unwrap(), "host RAM"),
     ] {
@@ -93,21 +52,29 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         ERR_INVALID_ADDRESS,
         "reclaim a file never converted"
     );
-    check!(t, c(F::ConvertAiaImsic, f2, 0, 0) == OK, "convert file 2");
     check!(
         t,
-        c(F::ConvertAiaImsic, f2, 0, 0) == ERR_INVALID_ADDRESS,
+        covi_call(F::ConvertAiaImsic, f2, 0, 0) == OK,
+        "convert file 2"
+    );
+    check!(
+        t,
+        covi_call(F::ConvertAiaImsic, f2, 0, 0) == ERR_INVALID_ADDRESS,
         "convert file 2 twice"
     );
-    check!(t, c(F::ConvertAiaImsic, f3, 0, 0) == OK, "convert file 3");
     check!(
         t,
-        c(F::ConvertAiaImsic, 0, 0, 0) == ERR_INVALID_ADDRESS,
+        covi_call(F::ConvertAiaImsic, f3, 0, 0) == OK,
+        "convert file 3"
+    );
+    check!(
+        t,
+        covi_call(F::ConvertAiaImsic, 0, 0, 0) == ERR_INVALID_ADDRESS,
         "convert address 0"
     );
     check!(
         t,
-        c(F::InjectTvmCpu, 999, 0, 1) == ERR_INVALID_PARAM,
+        covi_call(F::InjectTvmCpu, 999, 0, 1) == ERR_INVALID_PARAM,
         "inject into no TVM"
     );
 
@@ -183,12 +150,12 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let good = aia_params();
     check!(
         t,
-        c(F::SetTvmAiaCpuImsicAddr, id, 0, proto::IMSIC_GPA) == ERR_INVALID_PARAM,
+        covi_call(F::SetTvmAiaCpuImsicAddr, id, 0, proto::IMSIC_GPA) == ERR_INVALID_PARAM,
         "set_cpu_imsic_addr before init_tvm_aia"
     );
     check!(
         t,
-        c(F::BindAiaImsic, id, 0, 1 << 2) == ERR_INVALID_PARAM,
+        covi_call(F::BindAiaImsic, id, 0, 1 << 2) == ERR_INVALID_PARAM,
         "bind before init_tvm_aia"
     );
     for (bad, what) in [
@@ -215,38 +182,42 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
             "an unaligned base",
         ),
     ] {
-        write_params(aia, &bad);
+        write_aia_params(aia, &bad);
         check!(
             t,
-            c(F::InitTvmAia, id, aia, 32) == ERR_INVALID_PARAM,
+            covi_call(F::InitTvmAia, id, aia, 32) == ERR_INVALID_PARAM,
             "init_tvm_aia with {what}"
         );
     }
-    write_params(aia, &good);
+    write_aia_params(aia, &good);
     check!(
         t,
-        c(F::InitTvmAia, id, aia, 31) == ERR_INVALID_PARAM,
+        covi_call(F::InitTvmAia, id, aia, 31) == ERR_INVALID_PARAM,
         "init_tvm_aia, 31 bytes"
     );
     check!(
         t,
-        c(F::InitTvmAia, id, aia + 4, 32) == ERR_INVALID_ADDRESS,
+        covi_call(F::InitTvmAia, id, aia + 4, 32) == ERR_INVALID_ADDRESS,
         "init_tvm_aia, unaligned"
     );
     check!(
         t,
-        c(F::InitTvmAia, id, dest_img, 32) == ERR_INVALID_ADDRESS,
+        covi_call(F::InitTvmAia, id, dest_img, 32) == ERR_INVALID_ADDRESS,
         "init_tvm_aia, confidential params"
     );
     check!(
         t,
-        c(F::InitTvmAia, 999, aia, 32) == ERR_INVALID_PARAM,
+        covi_call(F::InitTvmAia, 999, aia, 32) == ERR_INVALID_PARAM,
         "init_tvm_aia, no such TVM"
     );
-    check!(t, c(F::InitTvmAia, id, aia, 32) == OK, "init_tvm_aia");
     check!(
         t,
-        c(F::InitTvmAia, id, aia, 32) == ERR_INVALID_PARAM,
+        covi_call(F::InitTvmAia, id, aia, 32) == OK,
+        "init_tvm_aia"
+    );
+    check!(
+        t,
+        covi_call(F::InitTvmAia, id, aia, 32) == ERR_INVALID_PARAM,
         "init_tvm_aia twice"
     );
 
@@ -272,14 +243,14 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     ] {
         check!(
             t,
-            c(F::SetTvmAiaCpuImsicAddr, id, v, gpa) == want,
+            covi_call(F::SetTvmAiaCpuImsicAddr, id, v, gpa) == want,
             "set_cpu_imsic_addr({v}, {gpa:#x}): {what}"
         );
     }
     if two {
         check!(
             t,
-            c(F::SetTvmAiaCpuImsicAddr, id, 1, g0) == ERR_INVALID_ADDRESS,
+            covi_call(F::SetTvmAiaCpuImsicAddr, id, 1, g0) == ERR_INVALID_ADDRESS,
             "two vCPUs at one IMSIC GPA"
         );
         // finalize refuses a vCPU without its IMSIC address.
@@ -290,7 +261,7 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         );
         check!(
             t,
-            c(F::SetTvmAiaCpuImsicAddr, id, 1, g1) == OK,
+            covi_call(F::SetTvmAiaCpuImsicAddr, id, 1, g1) == OK,
             "set_cpu_imsic_addr(1)"
         );
     }
@@ -306,33 +277,33 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     ] {
         check!(
             t,
-            c(F::BindAiaImsic, id, v, mask) == ERR_INVALID_PARAM,
+            covi_call(F::BindAiaImsic, id, v, mask) == ERR_INVALID_PARAM,
             "bind with {what}"
         );
     }
     check!(
         t,
-        c(F::BindAiaImsic, id, 0, 1 << 2) == OK,
+        covi_call(F::BindAiaImsic, id, 0, 1 << 2) == OK,
         "bind vCPU 0 to file 2"
     );
     check!(
         t,
-        c(F::BindAiaImsic, id, 0, 1 << 3) == ERR_INVALID_PARAM,
+        covi_call(F::BindAiaImsic, id, 0, 1 << 3) == ERR_INVALID_PARAM,
         "bind a bound vCPU"
     );
     check!(
         t,
-        c(F::ReclaimTvmAiaImsic, f2, 0, 0) == ERR_INVALID_PARAM,
+        covi_call(F::ReclaimTvmAiaImsic, f2, 0, 0) == ERR_INVALID_PARAM,
         "reclaim a bound file"
     );
     check!(
         t,
-        c(F::InjectTvmCpu, id, 0, 5) == ERR_INVALID_PARAM,
+        covi_call(F::InjectTvmCpu, id, 0, 5) == ERR_INVALID_PARAM,
         "inject an id the vCPU never allowed"
     );
     check!(
         t,
-        c(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
+        covi_call(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
         "unbind_end without begin"
     );
     let mut arg = proto::ARG_COVI;
@@ -353,7 +324,7 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     }
     check!(
         t,
-        c(F::SetTvmAiaCpuImsicAddr, id, 0, g0) == ERR_INVALID_PARAM,
+        covi_call(F::SetTvmAiaCpuImsicAddr, id, 0, g0) == ERR_INVALID_PARAM,
         "set_cpu_imsic_addr after finalize"
     );
     // A bound vCPU runs only on its file's hart.
@@ -385,19 +356,27 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
 
     // Unbind vCPU 0: the mapping goes at begin, the state at end (after a
     // TVM fence).
-    check!(t, c(F::UnbindAiaImsicBegin, id, 0, 0) == OK, "unbind_begin");
     check!(
         t,
-        c(F::UnbindAiaImsicBegin, id, 0, 0) == ERR_INVALID_PARAM,
+        covi_call(F::UnbindAiaImsicBegin, id, 0, 0) == OK,
+        "unbind_begin"
+    );
+    check!(
+        t,
+        covi_call(F::UnbindAiaImsicBegin, id, 0, 0) == ERR_INVALID_PARAM,
         "unbind_begin twice"
     );
     check!(
         t,
-        c(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
+        covi_call(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
         "unbind_end before the TVM fence"
     );
     check_err!(t, tvm_fence(id), OK, "tvm_fence");
-    check!(t, c(F::UnbindAiaImsicEnd, id, 0, 0) == OK, "unbind_end");
+    check!(
+        t,
+        covi_call(F::UnbindAiaImsicEnd, id, 0, 0) == OK,
+        "unbind_end"
+    );
     check!(
         t,
         run_vcpu(id, 0).error == ERR_INVALID_PARAM,
@@ -406,10 +385,10 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
 
     // Rebind vCPU 1 (bound to file 3 here) to file 2 of another hart.
     if let (true, Some(s)) = (two, other) {
-        let fs = file_addr(p, s, 2);
+        let fs = guest_file_addr(p, s, 2);
         check!(
             t,
-            c(F::ConvertAiaImsic, fs, 0, 0) == OK,
+            covi_call(F::ConvertAiaImsic, fs, 0, 0) == OK,
             "convert file 2 of slot {s}"
         );
         if let Err((what, e)) = fence_all(p, &cx.live) {
@@ -417,56 +396,60 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         }
         check!(
             t,
-            on_secondary(p, s, F::RebindAiaImsicBegin, id, 1, 1 << 2) == OK,
+            covi_on(p, s, F::RebindAiaImsicBegin, [id, 1, 1 << 2]) == OK,
             "rebind_begin on slot {s}"
         );
         check!(
             t,
-            c(F::RebindAiaImsicClone, id, 1, 0) == ERR_INVALID_PARAM,
+            covi_call(F::RebindAiaImsicClone, id, 1, 0) == ERR_INVALID_PARAM,
             "rebind_clone before the TVM fence"
         );
         check_err!(t, tvm_fence(id), OK, "tvm_fence");
         check!(
             t,
-            on_secondary(p, s, F::RebindAiaImsicClone, id, 1, 0) == ERR_INVALID_PARAM,
+            covi_on(p, s, F::RebindAiaImsicClone, [id, 1, 0]) == ERR_INVALID_PARAM,
             "rebind_clone on the new hart"
         );
         check!(
             t,
-            on_secondary(p, s, F::RebindAiaImsicEnd, id, 1, 0) == ERR_INVALID_PARAM,
+            covi_on(p, s, F::RebindAiaImsicEnd, [id, 1, 0]) == ERR_INVALID_PARAM,
             "rebind_end before the clone"
         );
         check!(
             t,
-            c(F::RebindAiaImsicClone, id, 1, 0) == OK,
+            covi_call(F::RebindAiaImsicClone, id, 1, 0) == OK,
             "rebind_clone on the old hart"
         );
         check!(
             t,
-            c(F::RebindAiaImsicEnd, id, 1, 0) == ERR_INVALID_PARAM,
+            covi_call(F::RebindAiaImsicEnd, id, 1, 0) == ERR_INVALID_PARAM,
             "rebind_end on the old hart"
         );
         check!(
             t,
-            on_secondary(p, s, F::RebindAiaImsicEnd, id, 1, 0) == OK,
+            covi_on(p, s, F::RebindAiaImsicEnd, [id, 1, 0]) == OK,
             "rebind_end on slot {s}"
         );
         // File 3 here is free again; slot s's file 2 is vCPU 1's.
         check!(
             t,
-            on_secondary(p, s, F::ReclaimTvmAiaImsic, fs, 0, 0) == ERR_INVALID_PARAM,
+            covi_on(p, s, F::ReclaimTvmAiaImsic, [fs, 0, 0]) == ERR_INVALID_PARAM,
             "reclaim the rebound file"
         );
         check!(
             t,
-            c(F::ReclaimTvmAiaImsic, f3, 0, 0) == OK,
+            covi_call(F::ReclaimTvmAiaImsic, f3, 0, 0) == OK,
             "reclaim the file vCPU 1 left"
         );
-        check!(t, c(F::ConvertAiaImsic, f3, 0, 0) == OK, "convert it again");
+        check!(
+            t,
+            covi_call(F::ConvertAiaImsic, f3, 0, 0) == OK,
+            "convert it again"
+        );
         check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
         check!(
             t,
-            c(F::ReclaimTvmAiaImsic, fs, 0, 0) == OK,
+            covi_call(F::ReclaimTvmAiaImsic, fs, 0, 0) == OK,
             "reclaim slot {s}'s file after destroy"
         );
     } else {
@@ -474,14 +457,18 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     }
     check!(
         t,
-        c(F::InjectTvmCpu, id, 0, 5) == ERR_INVALID_PARAM,
+        covi_call(F::InjectTvmCpu, id, 0, 5) == ERR_INVALID_PARAM,
         "inject into a destroyed TVM"
     );
     for f in [f2, f3] {
-        check!(t, c(F::ReclaimTvmAiaImsic, f, 0, 0) == OK, "reclaim {f:#x}");
         check!(
             t,
-            c(F::ReclaimTvmAiaImsic, f, 0, 0) == ERR_INVALID_ADDRESS,
+            covi_call(F::ReclaimTvmAiaImsic, f, 0, 0) == OK,
+            "reclaim {f:#x}"
+        );
+        check!(
+            t,
+            covi_call(F::ReclaimTvmAiaImsic, f, 0, 0) == ERR_INVALID_ADDRESS,
             "reclaim {f:#x} twice"
         );
     }
