@@ -164,6 +164,21 @@ fn test_unbound_vcpu() -> TestResult {
     Ok(())
 }
 
+/// vCPU 1 is bound and stopped: an interrupt for it wakes the host (the
+/// Salus extension), which says so.
+fn test_wake() -> TestResult {
+    send(IMSIC_GPA + 0x1000, COVI_WAKE_ID);
+    let r = gvm(FID_COVI_WAKE_CHECK, 0);
+    ensure!(r.error == 0, "wake check not served: error {}", r.error);
+    ensure!(
+        r.value == 0,
+        "the host was not woken: take_wake {:#x}, its file gave id {}",
+        r.value >> 32,
+        r.value & 0xffff_ffff
+    );
+    Ok(())
+}
+
 /// vCPU 1's side of `test_unbound_vcpu`.
 pub fn secondary() {
     iwrite(EIDELIVERY, 1);
@@ -179,5 +194,6 @@ pub fn run(t: &mut Tally, arg: u64) {
     run_test(t, "covi_allow_errors", test_allow_errors);
     if arg & ARG_HAS_VCPU1 != 0 {
         run_test(t, "covi_unbound_vcpu", test_unbound_vcpu);
+        run_test(t, "covi_wake", test_wake);
     }
 }

@@ -100,6 +100,14 @@ pub const FID_COVI_INJECT: u64 = 4;
 /// COVI: the host binds vCPU 1 to a guest file on the hart it runs vCPUs
 /// on; value = the SBI error of bind_aia_imsic.
 pub const FID_COVI_BIND_VCPU1: u64 = 5;
+/// COVI wake-up (Salus extension): vCPU 0 just sent `COVI_WAKE_ID` to the
+/// stopped vCPU 1's file; the host checks that Salus woke it (its wake MSI
+/// in the host's own file, vCPU 1's file among take_wake's). value = 0 if
+/// so, else what it saw (`mask << 32 | msi`).
+pub const FID_COVI_WAKE_CHECK: u64 = 6;
+pub const COVI_WAKE_ID: u64 = 11;
+/// The id the host asks Salus to send its own file on a wake.
+pub const COVI_HOST_WAKE_MSI: u64 = 40;
 
 // ---- value generators -------------------------------------------------------
 

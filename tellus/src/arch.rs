@@ -346,6 +346,23 @@ pub fn swap_scounteren(v: u64) -> u64 {
 pub fn swap_siselect(v: u64) -> u64 {
     csr_swap!("0x150", v)
 }
+/// Writes `v` to register `sel` of tellus's own IMSIC file (`siselect`,
+/// `sireg`); traps without one.
+pub fn imsic_write(sel: u64, v: u64) {
+    swap_siselect(sel);
+    // SAFETY: an indirect AIA register of tellus's own interrupt file.
+    unsafe { asm!("csrw 0x151, {0}", in(reg) v, options(nostack)) };
+}
+
+/// Claims the top pending-and-enabled interrupt of tellus's own IMSIC file
+/// (`stopei`): its id, 0 if none.
+pub fn imsic_claim() -> u64 {
+    let v: u64;
+    // SAFETY: csrrw on stopei reads the top interrupt and claims it.
+    unsafe { asm!("csrrw {0}, 0x15C, zero", out(reg) v, options(nostack)) };
+    v >> 16
+}
+
 /// Traps without Smstateen.
 pub fn swap_sstateen0(v: u64) -> u64 {
     csr_swap!("0x10c", v)

@@ -31,6 +31,20 @@ crate::fid_enum! {
     }
 }
 
+/// Salus's extension for waking vCPUs that are bound but not running
+/// (docs/cove-abi-choices.md, "Waking a bound vCPU"): vendor EID "\tSCW".
+pub mod wake {
+    /// The extension id.
+    pub const EID_SALUS_COVI_WAKE: u64 = 0x0953_4357;
+    /// `set_wake_msi(id)`: Salus sends interrupt `id` to the host's own
+    /// IMSIC file of a hart when a vCPU bound there (and not running) gets
+    /// an interrupt; 0 turns it off. INVALID_PARAM for an id the file lacks.
+    pub const FID_SET_WAKE_MSI: u64 = 0;
+    /// `take_wake()`: the guest files (hgeie format) of this hart whose
+    /// vCPUs woke since the last call; clears them.
+    pub const FID_TAKE_WAKE: u64 = 1;
+}
+
 /// Minimum `group_index_shift` the spec allows.
 pub const MIN_GROUP_INDEX_SHIFT: u32 = 24;
 

@@ -38,6 +38,7 @@ pub mod num {
     pub const HENVCFG: u16 = 0x60A;
     pub const HSTATEEN0: u16 = 0x60C;
     pub const HIP: u16 = 0x644;
+    pub const HGEIP: u16 = 0xE12;
 
     pub const TIME: u16 = 0xC01;
     pub const INSTRET: u16 = 0xC02;
@@ -66,6 +67,9 @@ pub mod bits {
     pub const IRQ_VS_TIMER: u64 = 6;
     pub const IRQ_S_EXT: u64 = 9;
     pub const IRQ_VS_EXT: u64 = 10;
+    /// Supervisor guest external interrupt (hip/hie): a guest file in
+    /// `hgeie` has an interrupt pending.
+    pub const IRQ_SGEI: u64 = 12;
 
     /// hstateen0: what VS-mode may reach (Smstateen).
     pub const HSTATEEN0_IMSIC: u64 = 1 << 58;

@@ -43,7 +43,8 @@ fn implemented(eid: u64) -> bool {
             | sbi_abi::LEGACY_CONSOLE_PUTCHAR
             | sbi_abi::LEGACY_CONSOLE_GETCHAR
     ) || (eid == crate::stats::EID_SALUS_STATS && crate::stats::enabled())
-        || (eid == cove_abi::EID_COVI && crate::tsm::covi::available())
+        || ((eid == cove_abi::EID_COVI || eid == cove_abi::covi::wake::EID_SALUS_COVI_WAKE)
+            && crate::tsm::covi::available())
 }
 
 pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
@@ -82,6 +83,9 @@ pub fn handle(vcpu: &mut HostVcpu) -> SbiOutcome {
             let r = crate::tsm::covi::handle_covi(vcpu, fid, a);
             vcpu.regs.set_sbi_return(cove_abi::error::to_sbiret(r));
             return SbiOutcome::Return;
+        }
+        cove_abi::covi::wake::EID_SALUS_COVI_WAKE => {
+            crate::tsm::covi::wake_call(vcpu.hartid, fid, a[0])
         }
         cove_abi::EID_NACL => nacl_call(vcpu, fid, a),
         cove_abi::EID_SUPD => supd_call(fid),

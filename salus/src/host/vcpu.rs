@@ -146,6 +146,7 @@ impl HostVcpu {
         match code {
             bits::IRQ_S_SOFT => serve_mailbox(self.hartid),
             bits::IRQ_S_TIMER => self.timer_fired(),
+            bits::IRQ_SGEI => crate::tsm::covi::host_wake(self.hartid),
             _ => {
                 // Not enabled in sie; if it shows up, mask it so it cannot
                 // storm, and say so.

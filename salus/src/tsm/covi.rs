@@ -12,6 +12,7 @@ use super::tvm::Tvm;
 use super::vcpu::VcpuState;
 use super::{CoveResult, FAILED, INVALID_ADDRESS, INVALID_PARAM, TSM};
 use crate::arch::{imsic, phys};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use cove_abi::covi::{CoviFunction, TvmAiaParams};
 use cove_abi::CoveError;
 use hyp_addr::{GuestPhysAddr, HostPhysAddr, PageSize, PAGE_SIZE};
@@ -31,6 +32,13 @@ struct Layout {
 }
 
 static LAYOUT: Once<Layout> = Once::new();
+
+/// Per hart: guest files of bound vCPUs that wake the host (its `hgeie`
+/// while the host runs there), and those that did since it last asked.
+static ARMED: [AtomicU64; MAX_HARTS] = [const { AtomicU64::new(0) }; MAX_HARTS];
+static WOKEN: [AtomicU64; MAX_HARTS] = [const { AtomicU64::new(0) }; MAX_HARTS];
+/// The interrupt id Salus sends the host's own file on a wake (0: none).
+static WAKE_MSI: AtomicU32 = AtomicU32::new(0);
 
 /// A vCPU's COVI state, in its vCPU state pages; only touched under the
 /// TSM lock (the mutex just makes that access safe through `&VcpuState`).
@@ -184,6 +192,7 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
             }
             c.binding.bind(me, file).map_err(|_| FAILED)?;
             imsic::load(file.vgein, l.num_ids, &mut c.sw);
+            arm(file);
             Ok(0)
         }
         CoviFunction::UnbindAiaImsicBegin => {
@@ -191,9 +200,11 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
             let v = vcpu_of(tvm, a[1])?;
             let mut c = v.covi.lock();
             let gpa = c.imsic_gpa;
-            c.binding
+            let file = c
+                .binding
                 .unbind_begin(me, tvm.epoch)
                 .map_err(|_| INVALID_PARAM)?;
+            disarm(file);
             unmap_file(tvm, gpa)
         }
         CoviFunction::UnbindAiaImsicEnd => {
@@ -238,9 +249,11 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
                 let _ = files.release(new, a[0], a[1]);
                 return Err(e);
             }
-            c.binding
+            let old = c
+                .binding
                 .rebind_begin(me, new, tvm.epoch)
                 .map_err(|_| FAILED)?;
+            disarm(old);
             Ok(0)
         }
         CoviFunction::RebindAiaImsicClone => {
@@ -271,6 +284,7 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
             map_file(tvm, c.imsic_gpa, addr)?;
             c.binding.rebind_end(me).map_err(|_| FAILED)?;
             imsic::load(new.vgein, l.num_ids, &mut c.sw);
+            arm(new);
             Ok(0)
         }
     }
@@ -409,7 +423,97 @@ pub fn emulate_send(tvm_id: u64, target: u64, offset: u64, value: u64) {
 
 /// A TVM's files go back to the free pool when it is destroyed.
 pub fn tvm_destroyed(files: &mut imsic_files::Files, id: u64) {
+    for hart in 0..MAX_HARTS {
+        for vgein in 1..=imsic_files::MAX_FILES as u32 {
+            let f = FileId { hart, vgein };
+            if matches!(files.state(f), imsic_files::FileState::Assigned { tvm, .. } if tvm == id) {
+                disarm(f);
+            }
+        }
+    }
     files.release_tvm(id);
+}
+
+// ---- waking bound vCPUs that are not running (a Salus extension) ----------
+//
+// While the host runs on a hart, `hgeie` holds the guest files of the vCPUs
+// bound there: an interrupt pending in one raises SGEI in Salus, which
+// disarms that file, records it, and sends the host's chosen MSI to the
+// host's own file. The file is armed again when its vCPU next runs there.
+
+/// `file` may wake the host (called on its hart or, lazily, from another:
+/// the SGEI handler only believes `ARMED`).
+fn arm(file: FileId) {
+    if let Some(a) = ARMED.get(file.hart) {
+        a.fetch_or(file.mask(), Ordering::SeqCst);
+        if file.hart == crate::arch::entry::hart_id() {
+            crate::arch::csr::write!(crate::arch::csr::num::HGEIE, a.load(Ordering::SeqCst));
+        }
+    }
+}
+
+fn disarm(file: FileId) {
+    if let Some(a) = ARMED.get(file.hart) {
+        a.fetch_and(!file.mask(), Ordering::SeqCst);
+        if file.hart == crate::arch::entry::hart_id() {
+            crate::arch::csr::write!(crate::arch::csr::num::HGEIE, a.load(Ordering::SeqCst));
+        }
+    }
+}
+
+/// `hgeie` for the host on `hart` after a TVM vCPU ran there with file
+/// `vgein` (0: none), which is armed again: what it left pending wakes
+/// the host from now on.
+pub fn host_hgeie(hart: usize, vgein: u64) -> u64 {
+    let Some(a) = ARMED.get(hart) else {
+        return 0;
+    };
+    if vgein != 0 {
+        a.fetch_or(1 << vgein, Ordering::SeqCst);
+    }
+    a.load(Ordering::SeqCst)
+}
+
+/// SGEI while the host ran on `hart`.
+pub fn host_wake(hart: usize) {
+    use crate::arch::csr::{self, num};
+    let (Some(a), Some(w), Some(l)) = (ARMED.get(hart), WOKEN.get(hart), LAYOUT.get()) else {
+        csr::write!(num::HGEIE, 0);
+        return;
+    };
+    let pending = csr::read!(num::HGEIP) & a.load(Ordering::SeqCst);
+    a.fetch_and(!pending, Ordering::SeqCst);
+    csr::write!(num::HGEIE, a.load(Ordering::SeqCst));
+    if pending == 0 {
+        return;
+    }
+    w.fetch_or(pending, Ordering::SeqCst);
+    let msi = WAKE_MSI.load(Ordering::SeqCst);
+    // The host's own file is guest file `host_vgein` of this hart.
+    let host_file = FileId {
+        hart,
+        vgein: crate::platform::get().host_vgein as u32,
+    };
+    if let (true, Some(addr)) = (msi != 0, file_addr(l, host_file)) {
+        imsic::send(addr, msi);
+    }
+}
+
+/// The Salus COVI-wake extension for the host on `hart`.
+pub fn wake_call(hart: usize, fid: u64, a0: u64) -> Result<u64, SbiError> {
+    use cove_abi::covi::wake;
+    let l = LAYOUT.get().ok_or(SbiError::NotSupported)?;
+    match fid {
+        wake::FID_SET_WAKE_MSI => {
+            if a0 != 0 && !imsic_files::valid_id(a0, l.num_ids) {
+                return Err(SbiError::InvalidParam);
+            }
+            WAKE_MSI.store(a0 as u32, Ordering::SeqCst);
+            Ok(0)
+        }
+        wake::FID_TAKE_WAKE => Ok(WOKEN.get(hart).map_or(0, |w| w.swap(0, Ordering::SeqCst))),
+        _ => Err(SbiError::NotSupported),
+    }
 }
 
 /// Allow or deny (COVG) external interrupt `id` for vCPU `v`.

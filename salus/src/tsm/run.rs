@@ -395,7 +395,8 @@ fn switch_and_run(
     csr::write!(num::HGATP, p.host_hgatp);
     crate::arch::fence_if_vmid_shared();
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
-    csr::write!(num::HGEIE, 0);
+    // The bound vCPUs of this hart (this one's file again) wake the host.
+    csr::write!(num::HGEIE, super::covi::host_hgeie(hartid, vgein));
     if preempt {
         // Other sources (the IOMMU drain) stay armed.
         timer::cancel(hartid, Source::HostPreempt);

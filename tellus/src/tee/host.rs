@@ -270,6 +270,17 @@ impl TvmHost {
                     let r = covi(CoviFunction::InjectTvmCpu, [self.id, 0, a[0], 0, 0, 0]);
                     Ok((OK, r.error as u64))
                 }
+                proto::FID_COVI_WAKE_CHECK if self.covi_vcpu1_mask != 0 => {
+                    use cove_abi::covi::wake;
+                    let mask =
+                        crate::sbi::call(wake::EID_SALUS_COVI_WAKE, wake::FID_TAKE_WAKE, [0; 6])
+                            .value;
+                    let msi = arch::imsic_claim();
+                    // vCPU 0's own file may have woken us too (an injection
+                    // while it was not running): vCPU 1's must be there.
+                    let ok = mask & self.covi_vcpu1_mask != 0 && msi == proto::COVI_HOST_WAKE_MSI;
+                    Ok((OK, if ok { 0 } else { mask << 32 | msi }))
+                }
                 proto::FID_COVI_BIND_VCPU1 if self.covi_vcpu1_mask != 0 => {
                     let m = self.covi_vcpu1_mask;
                     let r = covi(CoviFunction::BindAiaImsic, [self.id, 1, m, 0, 0, 0]);

@@ -340,12 +340,50 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
             Err((what, e)) => check!(t, false, "{what}: {e}"),
         };
     }
+    // The wake-up extension: Salus sends COVI_HOST_WAKE_MSI to our own
+    // file when vCPU 1 (bound, stopped) gets an interrupt (covi_wake).
+    use cove_abi::covi::wake;
+    let wake_call = |fid, a0| crate::sbi::call(wake::EID_SALUS_COVI_WAKE, fid, [a0, 0, 0, 0, 0, 0]);
+    check!(
+        t,
+        crate::sbi::probe(wake::EID_SALUS_COVI_WAKE).value != 0,
+        "the wake extension does not probe"
+    );
+    check_err!(
+        t,
+        wake_call(wake::FID_SET_WAKE_MSI, 4096),
+        ERR_INVALID_PARAM,
+        "set_wake_msi(4096)"
+    );
+    check_err!(
+        t,
+        wake_call(wake::FID_SET_WAKE_MSI, proto::COVI_HOST_WAKE_MSI),
+        OK,
+        "set_wake_msi"
+    );
+    check_err!(t, wake_call(7, 0), ERR_NOT_SUPPORTED, "wake FID 7");
+    crate::arch::imsic_write(0x70, 1);
+    crate::arch::imsic_write(0x72, 0);
+    crate::arch::imsic_write(0xC0, 1 << proto::COVI_HOST_WAKE_MSI);
     host.echo = true;
     match host.run(p, 0, &[boot], 100_000) {
         Stop::Shutdown(r) => check!(t, r == 0, "guestvm (COVI) shut down with reason {r}"),
         Stop::Error(m) => check!(t, false, "guestvm (COVI) run: {m}"),
     };
-    let want = if two { 6 } else { 5 };
+    check_err!(
+        t,
+        wake_call(wake::FID_SET_WAKE_MSI, 0),
+        OK,
+        "set_wake_msi(0)"
+    );
+    crate::arch::imsic_write(0xC0, 0);
+    crate::arch::imsic_write(0x70, 0);
+    check!(
+        t,
+        crate::arch::imsic_claim() == 0,
+        "an interrupt left in tellus's own file"
+    );
+    let want = if two { 7 } else { 5 };
     check!(
         t,
         host.guest_passed >= want && host.guest_failed == 0,
