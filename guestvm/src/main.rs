@@ -226,6 +226,9 @@ const SECONDARY_MAGIC: u64 = 0x5ec0_0d0c_0000_0001;
 /// send vCPU 0 an IPI (SBI IPI, served by the TSM), then stop.
 #[no_mangle]
 extern "C" fn guestvm_secondary_main(vcpu: u64, opaque: u64) -> ! {
+    if opaque == IPI_BENCH_MAGIC {
+        ipi_bench_secondary();
+    }
     SECONDARY_MARK.store(opaque ^ vcpu, core::sync::atomic::Ordering::Release);
     let r = ecall(EID_SPI, 0, [1, 0, 0, 0, 0, 0]);
     SECONDARY_IPI.store(r.error as u64, core::sync::atomic::Ordering::Release);
@@ -781,6 +784,9 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
         }
         shutdown(false);
     }
+    if arg & ARG_BENCH_IPI != 0 && arg & ARG_HAS_VCPU1 != 0 {
+        ipi_bench(arg >> ARG_ITERS_SHIFT);
+    }
     let mut t = Tally {
         passed: 0,
         failed: 0,
@@ -1033,4 +1039,96 @@ fn test_secondary_vcpu() -> TestResult {
         out.error
     );
     Ok(())
+}
+
+// ---- the SBI IPI round-trip benchmark (ARG_BENCH_IPI) ----------------------
+
+/// vCPU 1's `opaque` in the IPI benchmark.
+const IPI_BENCH_MAGIC: u64 = 0x1b1b_0000_0000_0001;
+/// Untimed round trips before the timed ones.
+const IPI_BENCH_WARMUP: u64 = 16;
+/// How many IPIs vCPU 1 answers (vCPU 0 sets it before starting vCPU 1).
+static IPI_BENCH_ROUNDS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn read_time() -> u64 {
+    let t: u64;
+    // SAFETY: reads the time CSR (hcounteren.TM lets VS-mode read it).
+    unsafe { asm!("csrr {0}, time", out(reg) t) };
+    t
+}
+
+/// sie.SSIE on (sstatus.SIE stays clear: an IPI never traps, it only wakes
+/// `wfi`).
+fn enable_ssie() {
+    // SAFETY: a CSR write with no memory effects.
+    unsafe { asm!("csrs sie, {0}", in(reg) SIP_SSIP) };
+}
+
+/// Waits (in `wfi`, so the hart idles) for an IPI and takes it.
+fn ipi_wait() {
+    while !take_ssip() {
+        // SAFETY: wfi has no memory effects; SSIP is enabled in sie, so an
+        // IPI posted before it makes it return at once.
+        unsafe { asm!("wfi") };
+    }
+}
+
+/// SBI send_ipi to one vCPU; the SBI error.
+fn ipi_send(vcpu: u64) -> i64 {
+    ecall(EID_SPI, 0, [1 << vcpu, 0, 0, 0, 0, 0]).error
+}
+
+/// vCPU 0: starts vCPU 1, waits for its first IPI, then sends it an IPI
+/// and waits for the answer, `IPI_BENCH_WARMUP + n` times, timing the
+/// last `n` with the time CSR. The host hears the result (it converts
+/// ticks to ns, i.e. instructions under `-icount shift=0`).
+fn ipi_bench(n: u64) -> ! {
+    enable_ssie();
+    IPI_BENCH_ROUNDS.store(IPI_BENCH_WARMUP + n, core::sync::atomic::Ordering::Release);
+    // vCPU 1 must never need the host while it runs: fault its stack in
+    // from here (the statics it reads are in this page or the image).
+    for off in (0..STACK2_SIZE as u64).step_by(4096) {
+        wr((&raw mut STACK2) as u64 + off, 0);
+    }
+    let entry = guestvm_secondary as *const () as u64;
+    let r = ecall(EID_HSM, 0, [1, entry, IPI_BENCH_MAGIC, 0, 0, 0]);
+    if r.error != 0 {
+        ecall(EID_GVM, FID_BENCH_RESULT, [0, 0, 1, 0, 0, 0]);
+        shutdown(true);
+    }
+    let mut bad = 0u64;
+    ipi_wait();
+    for _ in 0..IPI_BENCH_WARMUP {
+        bad += (ipi_send(1) != 0) as u64;
+        ipi_wait();
+    }
+    let t0 = read_time();
+    for _ in 0..n {
+        bad += (ipi_send(1) != 0) as u64;
+        ipi_wait();
+    }
+    let t1 = read_time();
+    ecall(
+        EID_GVM,
+        FID_BENCH_RESULT,
+        [t1.wrapping_sub(t0), n, bad, 0, 0, 0],
+    );
+    shutdown(bad != 0)
+}
+
+/// vCPU 1: says it runs (an IPI to vCPU 0), answers every IPI with one,
+/// then stops (HSM).
+fn ipi_bench_secondary() -> ! {
+    enable_ssie();
+    let rounds = IPI_BENCH_ROUNDS.load(core::sync::atomic::Ordering::Acquire);
+    ipi_send(0);
+    for _ in 0..rounds {
+        ipi_wait();
+        ipi_send(0);
+    }
+    ecall(EID_HSM, 1, [0; 6]);
+    loop {
+        // SAFETY: wfi has no memory effects.
+        unsafe { asm!("wfi") };
+    }
 }

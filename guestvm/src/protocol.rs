@@ -57,7 +57,12 @@ pub const GUEST_REG_PATTERN: u64 = 0x6775_6573_7452_4547; // "GEGRtseug"
 
 /// The host created vCPU 1 and will run it when vCPU 0 starts it (HSM).
 pub const ARG_HAS_VCPU1: u64 = 1 << 4;
-/// Iteration count for `ARG_BENCH_ECALL`, in bits 32..63.
+/// Bench: vCPU 0 starts vCPU 1 (`ARG_HAS_VCPU1` must be set too) and the
+/// two ping-pong `ARG_ITERS` SBI IPIs (served by the TSM; the host is not
+/// involved while they do), then vCPU 0 reports the time with
+/// `FID_BENCH_RESULT` and shuts down.
+pub const ARG_BENCH_IPI: u64 = 1 << 5;
+/// Iteration count for `ARG_BENCH_ECALL` and `ARG_BENCH_IPI`, in bits 32..63.
 pub const ARG_ITERS_SHIFT: u32 = 32;
 
 // ---- forwarded host calls (experimental SBI EID space) --------------------
@@ -79,6 +84,9 @@ pub const FID_UNSHARED_CHECK: u64 = 2;
 /// Returns value = MMIO stores the host saw that matched
 /// `mmio_store_value`, error = -1 if any store did not match.
 pub const FID_MMIO_STORES: u64 = 3;
+/// `ARG_BENCH_IPI`'s result: a0 = `time` ticks the timed round trips took
+/// in all, a1 = how many there were, a2 = failed SBI calls (0). Returns 0.
+pub const FID_BENCH_RESULT: u64 = 4;
 
 // ---- value generators -------------------------------------------------------
 
