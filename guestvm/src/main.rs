@@ -810,6 +810,7 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
     run_test(&mut t, "covg_errors", test_covg_errors);
     run_test(&mut t, "tsm_sbi", test_tsm_sbi);
     run_test(&mut t, "unmapped_gpa", test_unmapped_gpa);
+    run_test(&mut t, "s_mode_insns", || test_s_mode_insns(arg));
     if arg & ARG_HAS_VCPU1 != 0 {
         run_test(&mut t, "secondary_vcpu", test_secondary_vcpu);
     }
@@ -1131,4 +1132,127 @@ fn ipi_bench_secondary() -> ! {
         // SAFETY: wfi has no memory effects.
         unsafe { asm!("wfi") };
     }
+}
+
+// ---- S-mode instructions a TVM executes as S-mode would ----------------------
+
+/// Runs the asm text `$insn` with guestvm_trap's recovery armed and gives
+/// (scause, stval) of the trap it took, (0, 0) if it took none. `$insn`
+/// must not touch t0, a0 or a1; further asm operands may follow.
+macro_rules! try_insn {
+    ($insn:literal $(, $($ops:tt)*)?) => {{
+        let cause: u64;
+        let tval: u64;
+        // SAFETY: the instruction is one of the test's (no memory effects
+        // beyond its operands); a trap resumes at label 9 through
+        // guestvm_trap with a0 = scause, a1 = stval.
+        unsafe {
+            asm!(
+                "la t0, 9f",
+                "li a0, 0",
+                "li a1, 0",
+                "csrw sscratch, t0",
+                $insn,
+                "csrw sscratch, zero",
+                "9:",
+                out("t0") _,
+                out("a0") cause,
+                out("a1") tval,
+                $($($ops)*)?
+            );
+        }
+        (cause, tval)
+    }};
+}
+
+/// Instructions real S-mode hardware with these extensions executes must
+/// complete in the TVM too (no virtual-instruction exception may reach it
+/// as an illegal instruction), and hypervisor instructions and CSRs, which
+/// S-mode hardware without H rejects, must raise an illegal-instruction
+/// exception (2) in it. docs/cove-abi-choices.md has the audit.
+fn test_s_mode_insns(arg: u64) -> TestResult {
+    // wfi returns at once with an interrupt pending and enabled in sie
+    // (sstatus.SIE stays clear: nothing is taken).
+    // SAFETY: CSR writes with no memory effects.
+    unsafe {
+        asm!("csrs sie, {0}", in(reg) SIP_SSIP);
+        asm!("csrs sip, {0}", in(reg) SIP_SSIP);
+    }
+    let (c, v) = try_insn!("wfi");
+    let pending = take_ssip();
+    // SAFETY: as above.
+    unsafe { asm!("csrc sie, {0}", in(reg) SIP_SSIP) };
+    ensure!(c == 0, "wfi (SSIP pending): trap {c} stval {v:#x}");
+    ensure!(pending, "sip.SSIP set by the TVM did not stick");
+    if arg & ARG_HAS_ZAWRS != 0 {
+        // wrs.nto, wrs.sto (Zawrs), no reservation held: they return.
+        let (c, v) = try_insn!(".word 0x00d00073");
+        ensure!(c == 0, "wrs.nto: trap {c} stval {v:#x}");
+        let (c, v) = try_insn!(".word 0x01d00073");
+        ensure!(c == 0, "wrs.sto: trap {c} stval {v:#x}");
+    }
+    for (name, (c, v)) in [
+        ("rdtime", try_insn!("csrr t1, time", out("t1") _)),
+        ("rdcycle", try_insn!("csrr t1, cycle", out("t1") _)),
+        ("rdinstret", try_insn!("csrr t1, instret", out("t1") _)),
+        (
+            "csrrw senvcfg",
+            try_insn!("csrr t1, senvcfg\ncsrw senvcfg, t1", out("t1") _),
+        ),
+        ("sfence.vma", try_insn!("sfence.vma zero, zero")),
+        ("csrr sstatus", try_insn!("csrr t1, sstatus", out("t1") _)),
+    ] {
+        ensure!(c == 0, "{name}: trap {c} stval {v:#x}");
+    }
+    if arg & ARG_HAS_SSTC != 0 {
+        let (c, v) = try_insn!("csrr t1, stimecmp", out("t1") _);
+        ensure!(c == 0, "csrr stimecmp: trap {c} stval {v:#x}");
+    }
+    if arg & ARG_HAS_ZICBOZ != 0 {
+        #[repr(C, align(4096))]
+        struct Page([u64; 512]);
+        static mut CBO_PAGE: Page = Page([0; 512]);
+        let base = (&raw mut CBO_PAGE) as u64;
+        for i in 0..512 {
+            wr(base + 8 * i, !0);
+        }
+        // cbo.zero (base): zeroes the cache block at base (>= 64 bytes,
+        // the page is aligned).
+        let (c, v) = try_insn!(".word 0x0040200f | (6 << 15)", in("t1") base);
+        ensure!(c == 0, "cbo.zero: trap {c} stval {v:#x}");
+        ensure!(
+            rd(base) == 0 && rd(base + 56) == 0,
+            "cbo.zero left {:#x} {:#x}",
+            rd(base),
+            rd(base + 56)
+        );
+        ensure!(
+            rd(base + 4088) == !0,
+            "cbo.zero cleared the page's last word"
+        );
+    }
+    // What S-mode hardware without H does not have: illegal instruction.
+    for (name, insn, (c, v)) in [
+        ("hfence.vvma", 0x2200_0073u64, try_insn!(".word 0x22000073")),
+        (
+            "csrr hstatus",
+            0x6000_2373,
+            try_insn!("csrr t1, 0x600", out("t1") _),
+        ),
+        (
+            "csrr vsstatus",
+            0x2000_2373,
+            try_insn!("csrr t1, 0x200", out("t1") _),
+        ),
+    ] {
+        ensure!(
+            c == 2,
+            "{name}: trap {c} stval {v:#x}, want an illegal instruction (2)"
+        );
+        ensure!(
+            v == 0 || v == insn,
+            "{name}: stval {v:#x}, want 0 or {insn:#x}"
+        );
+    }
+    Ok(())
 }

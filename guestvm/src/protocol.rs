@@ -62,6 +62,11 @@ pub const ARG_HAS_VCPU1: u64 = 1 << 4;
 /// involved while they do), then vCPU 0 reports the time with
 /// `FID_BENCH_RESULT` and shuts down.
 pub const ARG_BENCH_IPI: u64 = 1 << 5;
+/// The host's device tree says Zawrs / Zicboz / Sstc (guestvm then expects
+/// `wrs.*` / `cbo.zero` / `stimecmp` to work in the TVM as in S-mode).
+pub const ARG_HAS_ZAWRS: u64 = 1 << 6;
+pub const ARG_HAS_ZICBOZ: u64 = 1 << 7;
+pub const ARG_HAS_SSTC: u64 = 1 << 8;
 /// Iteration count for `ARG_BENCH_ECALL` and `ARG_BENCH_IPI`, in bits 32..63.
 pub const ARG_ITERS_SHIFT: u32 = 32;
 

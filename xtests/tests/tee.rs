@@ -104,6 +104,8 @@ fn tee_two_harts() {
     );
     assert!(passed(&r, "guestvm:vector"));
     assert!(passed(&r, "guestvm:secondary_vcpu"));
+    // S-mode instructions complete in the TVM; H ones are illegal there.
+    assert!(passed(&r, "guestvm:s_mode_insns"));
 }
 
 #[test]
