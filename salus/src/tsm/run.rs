@@ -456,15 +456,39 @@ fn run_until_exit(
                     return exit;
                 }
             }
-            22 => {
-                let insn = csr::read!(num::STVAL);
-                inject_exception(&mut v.regs, 2, insn);
-            }
+            22 => virtual_instruction(v, csr::read!(num::STVAL)),
             other => {
                 let tval = csr::read!(num::STVAL);
                 inject_exception(&mut v.regs, other, tval);
             }
         }
+    }
+}
+
+/// `wfi`, Zawrs's `wrs.nto` and `wrs.sto`.
+const WFI: u64 = 0x1050_0073;
+const WRS_NTO: u64 = 0x00d0_0073;
+const WRS_STO: u64 = 0x01d0_0073;
+
+/// A virtual-instruction exception of the TVM (`stval`: the instruction,
+/// or 0 when the hart did not say; it is then read at the TVM's pc, with
+/// its translation still loaded). S-mode executes `wfi`, `wrs.nto` and `wrs.sto`; they trap
+/// here only while hstatus.VTW is set (Salus leaves it clear) and complete
+/// as a no-op, which each of them may be. Everything else that raises it
+/// is what S-mode without H does not have or is not given (hypervisor
+/// instructions and CSRs, counters hcounteren withholds, state hstateen0
+/// withholds): an illegal-instruction exception, as such hardware raises.
+/// docs/cove-abi-choices.md has the audit.
+#[cold]
+#[inline(never)]
+fn virtual_instruction(v: &mut VcpuPrivate, stval: u64) {
+    let insn = match stval {
+        0 => crate::arch::guest_insn::read_insn(v.regs.sepc).map_or(0, u64::from),
+        i => i,
+    };
+    match insn {
+        WFI | WRS_NTO | WRS_STO => v.regs.sepc += 4,
+        _ => inject_exception(&mut v.regs, 2, insn),
     }
 }
 
