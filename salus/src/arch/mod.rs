@@ -6,6 +6,7 @@ pub mod csr;
 pub mod entry;
 pub mod fpvec;
 pub mod guest_insn;
+pub mod imsic;
 pub mod phys;
 pub mod sbi_call;
 pub mod vs_trap;

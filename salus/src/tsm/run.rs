@@ -363,9 +363,20 @@ fn switch_and_run(
     csr::set!(num::SSTATUS, clean);
 
     vcpu.set_running_on(Some(hartid));
+    // IMSIC kicks (IPIs owed to this vCPU) trap while it runs.
+    let kicks = crate::arch::imsic::enabled();
+    if kicks {
+        crate::arch::imsic::enable_kicks(true);
+    }
     tvm_sbi::deliver_ipi(vcpu);
     let exit = run_until_exit(host, vcpu, v, nacl);
     vcpu.set_running_on(None);
+    if kicks {
+        // A kick that comes later finds the vCPU's IPI owed. It stays
+        // pending in the file (no trap while sie.SEIE is off) until the
+        // next TVM run here drains it.
+        crate::arch::imsic::enable_kicks(false);
+    }
 
     swap_vs(&mut v.csrs, sw, p.has_sstc);
     if let Some((host_h, _)) = sw.hstateen0 {
@@ -407,6 +418,9 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
+// Inlined into switch_and_run: as a call of its own it costs the hot
+// ecall path a full save and restore of the callee-saved registers.
+#[inline(always)]
 fn run_until_exit(
     host: &mut impl HostSide,
     vcpu: &VcpuState,
@@ -417,23 +431,33 @@ fn run_until_exit(
     loop {
         run_guest(&mut v.regs);
         let scause = csr::read!(num::SCAUSE);
-        if scause == INTERRUPT | bits::IRQ_S_TIMER {
-            // Salus's own deadlines are served here and the TVM resumes;
-            // only the host's end the TVM's turn.
-            let fired = timer::expired(hartid);
-            if fired.contains(Source::IommuDrain) {
-                host.housekeeping();
-            }
-            if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
-                return Exit::Timer(fired);
-            }
-            continue;
-        }
-        if scause == INTERRUPT | bits::IRQ_S_SOFT && kicked(hartid, vcpu) {
-            continue;
-        }
+        // One sign test keeps the exceptions (ecalls, faults) off the
+        // interrupt checks.
         if scause & INTERRUPT != 0 {
-            return Exit::Interrupt(scause & !INTERRUPT);
+            match scause & !INTERRUPT {
+                bits::IRQ_S_TIMER => {
+                    // Salus's own deadlines are served here and the TVM
+                    // resumes; only the host's end the TVM's turn.
+                    let fired = timer::expired(hartid);
+                    if fired.contains(Source::IommuDrain) {
+                        host.housekeeping();
+                    }
+                    if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
+                        return Exit::Timer(fired);
+                    }
+                    continue;
+                }
+                bits::IRQ_S_SOFT if kicked(hartid, vcpu) => continue,
+                bits::IRQ_S_EXT => {
+                    // An IMSIC kick (sie.SEIE is on only for them): the
+                    // IPI the sender owed this vCPU, if it is still the
+                    // one here.
+                    crate::arch::imsic::drain();
+                    tvm_sbi::deliver_ipi(vcpu);
+                    continue;
+                }
+                code => return Exit::Interrupt(code),
+            }
         }
         match scause {
             10 => {
