@@ -230,6 +230,9 @@ extern "C" fn guestvm_secondary_main(vcpu: u64, opaque: u64) -> ! {
         covi::secondary();
         ecall(EID_HSM, 1, [0; 6]);
     }
+    if opaque == IPI_BENCH_MAGIC {
+        ipi_bench_secondary();
+    }
     SECONDARY_MARK.store(opaque ^ vcpu, core::sync::atomic::Ordering::Release);
     let r = ecall(EID_SPI, 0, [1, 0, 0, 0, 0, 0]);
     SECONDARY_IPI.store(r.error as u64, core::sync::atomic::Ordering::Release);
@@ -787,6 +790,9 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
         }
         shutdown(false);
     }
+    if arg & ARG_BENCH_IPI != 0 && arg & ARG_HAS_VCPU1 != 0 {
+        ipi_bench(arg >> ARG_ITERS_SHIFT);
+    }
     let mut t = Tally {
         passed: 0,
         failed: 0,
@@ -815,6 +821,7 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
     run_test(&mut t, "covg_errors", test_covg_errors);
     run_test(&mut t, "tsm_sbi", test_tsm_sbi);
     run_test(&mut t, "unmapped_gpa", test_unmapped_gpa);
+    run_test(&mut t, "s_mode_insns", || test_s_mode_insns(arg));
     if arg & ARG_HAS_VCPU1 != 0 {
         run_test(&mut t, "secondary_vcpu", test_secondary_vcpu);
     }
@@ -1043,5 +1050,220 @@ fn test_secondary_vcpu() -> TestResult {
         "hart_start(1, outside memory) error {}",
         out.error
     );
+    Ok(())
+}
+
+// ---- the SBI IPI round-trip benchmark (ARG_BENCH_IPI) ----------------------
+
+/// vCPU 1's `opaque` in the IPI benchmark.
+const IPI_BENCH_MAGIC: u64 = 0x1b1b_0000_0000_0001;
+/// Untimed round trips before the timed ones.
+const IPI_BENCH_WARMUP: u64 = 16;
+/// How many IPIs vCPU 1 answers (vCPU 0 sets it before starting vCPU 1).
+static IPI_BENCH_ROUNDS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn read_time() -> u64 {
+    let t: u64;
+    // SAFETY: reads the time CSR (hcounteren.TM lets VS-mode read it).
+    unsafe { asm!("csrr {0}, time", out(reg) t) };
+    t
+}
+
+/// sie.SSIE on (sstatus.SIE stays clear: an IPI never traps, it only wakes
+/// `wfi`).
+fn enable_ssie() {
+    // SAFETY: a CSR write with no memory effects.
+    unsafe { asm!("csrs sie, {0}", in(reg) SIP_SSIP) };
+}
+
+/// Waits (in `wfi`, so the hart idles) for an IPI and takes it.
+fn ipi_wait() {
+    while !take_ssip() {
+        // SAFETY: wfi has no memory effects; SSIP is enabled in sie, so an
+        // IPI posted before it makes it return at once.
+        unsafe { asm!("wfi") };
+    }
+}
+
+/// SBI send_ipi to one vCPU; the SBI error.
+fn ipi_send(vcpu: u64) -> i64 {
+    ecall(EID_SPI, 0, [1 << vcpu, 0, 0, 0, 0, 0]).error
+}
+
+/// vCPU 0: starts vCPU 1, waits for its first IPI, then sends it an IPI
+/// and waits for the answer, `IPI_BENCH_WARMUP + n` times, timing the
+/// last `n` with the time CSR. The host hears the result (it converts
+/// ticks to ns, i.e. instructions under `-icount shift=0`).
+fn ipi_bench(n: u64) -> ! {
+    enable_ssie();
+    IPI_BENCH_ROUNDS.store(IPI_BENCH_WARMUP + n, core::sync::atomic::Ordering::Release);
+    // vCPU 1 must never need the host while it runs: fault its stack in
+    // from here (the statics it reads are in this page or the image).
+    for off in (0..STACK2_SIZE as u64).step_by(4096) {
+        wr((&raw mut STACK2) as u64 + off, 0);
+    }
+    let entry = guestvm_secondary as *const () as u64;
+    let r = ecall(EID_HSM, 0, [1, entry, IPI_BENCH_MAGIC, 0, 0, 0]);
+    if r.error != 0 {
+        ecall(EID_GVM, FID_BENCH_RESULT, [0, 0, 1, 0, 0, 0]);
+        shutdown(true);
+    }
+    let mut bad = 0u64;
+    ipi_wait();
+    for _ in 0..IPI_BENCH_WARMUP {
+        bad += (ipi_send(1) != 0) as u64;
+        ipi_wait();
+    }
+    let t0 = read_time();
+    for _ in 0..n {
+        bad += (ipi_send(1) != 0) as u64;
+        ipi_wait();
+    }
+    let t1 = read_time();
+    ecall(
+        EID_GVM,
+        FID_BENCH_RESULT,
+        [t1.wrapping_sub(t0), n, bad, 0, 0, 0],
+    );
+    shutdown(bad != 0)
+}
+
+/// vCPU 1: says it runs (an IPI to vCPU 0), answers every IPI with one,
+/// then stops (HSM).
+fn ipi_bench_secondary() -> ! {
+    enable_ssie();
+    let rounds = IPI_BENCH_ROUNDS.load(core::sync::atomic::Ordering::Acquire);
+    ipi_send(0);
+    for _ in 0..rounds {
+        ipi_wait();
+        ipi_send(0);
+    }
+    ecall(EID_HSM, 1, [0; 6]);
+    loop {
+        // SAFETY: wfi has no memory effects.
+        unsafe { asm!("wfi") };
+    }
+}
+
+// ---- S-mode instructions a TVM executes as S-mode would ----------------------
+
+/// Runs the asm text `$insn` with guestvm_trap's recovery armed and gives
+/// (scause, stval) of the trap it took, (0, 0) if it took none. `$insn`
+/// must not touch t0, a0 or a1; further asm operands may follow.
+macro_rules! try_insn {
+    ($insn:literal $(, $($ops:tt)*)?) => {{
+        let cause: u64;
+        let tval: u64;
+        // SAFETY: the instruction is one of the test's (no memory effects
+        // beyond its operands); a trap resumes at label 9 through
+        // guestvm_trap with a0 = scause, a1 = stval.
+        unsafe {
+            asm!(
+                "la t0, 9f",
+                "li a0, 0",
+                "li a1, 0",
+                "csrw sscratch, t0",
+                $insn,
+                "csrw sscratch, zero",
+                "9:",
+                out("t0") _,
+                out("a0") cause,
+                out("a1") tval,
+                $($($ops)*)?
+            );
+        }
+        (cause, tval)
+    }};
+}
+
+/// Instructions real S-mode hardware with these extensions executes must
+/// complete in the TVM too (no virtual-instruction exception may reach it
+/// as an illegal instruction), and hypervisor instructions and CSRs, which
+/// S-mode hardware without H rejects, must raise an illegal-instruction
+/// exception (2) in it. docs/cove-abi-choices.md has the audit.
+fn test_s_mode_insns(arg: u64) -> TestResult {
+    // wfi returns at once with an interrupt pending and enabled in sie
+    // (sstatus.SIE stays clear: nothing is taken).
+    // SAFETY: CSR writes with no memory effects.
+    unsafe {
+        asm!("csrs sie, {0}", in(reg) SIP_SSIP);
+        asm!("csrs sip, {0}", in(reg) SIP_SSIP);
+    }
+    let (c, v) = try_insn!("wfi");
+    let pending = take_ssip();
+    // SAFETY: as above.
+    unsafe { asm!("csrc sie, {0}", in(reg) SIP_SSIP) };
+    ensure!(c == 0, "wfi (SSIP pending): trap {c} stval {v:#x}");
+    ensure!(pending, "sip.SSIP set by the TVM did not stick");
+    if arg & ARG_HAS_ZAWRS != 0 {
+        // wrs.nto, wrs.sto (Zawrs), no reservation held: they return.
+        let (c, v) = try_insn!(".word 0x00d00073");
+        ensure!(c == 0, "wrs.nto: trap {c} stval {v:#x}");
+        let (c, v) = try_insn!(".word 0x01d00073");
+        ensure!(c == 0, "wrs.sto: trap {c} stval {v:#x}");
+    }
+    for (name, (c, v)) in [
+        ("rdtime", try_insn!("csrr t1, time", out("t1") _)),
+        ("rdcycle", try_insn!("csrr t1, cycle", out("t1") _)),
+        ("rdinstret", try_insn!("csrr t1, instret", out("t1") _)),
+        (
+            "csrrw senvcfg",
+            try_insn!("csrr t1, senvcfg\ncsrw senvcfg, t1", out("t1") _),
+        ),
+        ("sfence.vma", try_insn!("sfence.vma zero, zero")),
+        ("csrr sstatus", try_insn!("csrr t1, sstatus", out("t1") _)),
+    ] {
+        ensure!(c == 0, "{name}: trap {c} stval {v:#x}");
+    }
+    if arg & ARG_HAS_SSTC != 0 {
+        let (c, v) = try_insn!("csrr t1, stimecmp", out("t1") _);
+        ensure!(c == 0, "csrr stimecmp: trap {c} stval {v:#x}");
+    }
+    if arg & ARG_HAS_ZICBOZ != 0 {
+        #[repr(C, align(4096))]
+        struct Page([u64; 512]);
+        static mut CBO_PAGE: Page = Page([0; 512]);
+        let base = (&raw mut CBO_PAGE) as u64;
+        for i in 0..512 {
+            wr(base + 8 * i, !0);
+        }
+        // cbo.zero (base): zeroes the cache block at base (>= 64 bytes,
+        // the page is aligned).
+        let (c, v) = try_insn!(".word 0x0040200f | (6 << 15)", in("t1") base);
+        ensure!(c == 0, "cbo.zero: trap {c} stval {v:#x}");
+        ensure!(
+            rd(base) == 0 && rd(base + 56) == 0,
+            "cbo.zero left {:#x} {:#x}",
+            rd(base),
+            rd(base + 56)
+        );
+        ensure!(
+            rd(base + 4088) == !0,
+            "cbo.zero cleared the page's last word"
+        );
+    }
+    // What S-mode hardware without H does not have: illegal instruction.
+    for (name, insn, (c, v)) in [
+        ("hfence.vvma", 0x2200_0073u64, try_insn!(".word 0x22000073")),
+        (
+            "csrr hstatus",
+            0x6000_2373,
+            try_insn!("csrr t1, 0x600", out("t1") _),
+        ),
+        (
+            "csrr vsstatus",
+            0x2000_2373,
+            try_insn!("csrr t1, 0x200", out("t1") _),
+        ),
+    ] {
+        ensure!(
+            c == 2,
+            "{name}: trap {c} stval {v:#x}, want an illegal instruction (2)"
+        );
+        ensure!(
+            v == 0 || v == insn,
+            "{name}: stval {v:#x}, want 0 or {insn:#x}"
+        );
+    }
     Ok(())
 }

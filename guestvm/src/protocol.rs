@@ -68,11 +68,21 @@ pub const GUEST_REG_PATTERN: u64 = 0x6775_6573_7452_4547; // "GEGRtseug"
 
 /// The host created vCPU 1 and will run it when vCPU 0 starts it (HSM).
 pub const ARG_HAS_VCPU1: u64 = 1 << 4;
+/// Bench: vCPU 0 starts vCPU 1 (`ARG_HAS_VCPU1` must be set too) and the
+/// two ping-pong `ARG_ITERS` SBI IPIs (served by the TSM; the host is not
+/// involved while they do), then vCPU 0 reports the time with
+/// `FID_BENCH_RESULT` and shuts down.
+pub const ARG_BENCH_IPI: u64 = 1 << 5;
+/// The host's device tree says Zawrs / Zicboz / Sstc (guestvm then expects
+/// `wrs.*` / `cbo.zero` / `stimecmp` to work in the TVM as in S-mode).
+pub const ARG_HAS_ZAWRS: u64 = 1 << 6;
+pub const ARG_HAS_ZICBOZ: u64 = 1 << 7;
+pub const ARG_HAS_SSTC: u64 = 1 << 8;
 /// COVI mode: the host gave the TVM AIA (`IMSIC_GPA` layout) and bound
 /// vCPU 0 to a guest file on the hart it runs on; guestvm runs its IMSIC
 /// tests instead of the others.
-pub const ARG_COVI: u64 = 1 << 5;
-/// Iteration count for `ARG_BENCH_ECALL`, in bits 32..63.
+pub const ARG_COVI: u64 = 1 << 9;
+/// Iteration count for `ARG_BENCH_ECALL` and `ARG_BENCH_IPI`, in bits 32..63.
 pub const ARG_ITERS_SHIFT: u32 = 32;
 
 // ---- forwarded host calls (experimental SBI EID space) --------------------
@@ -94,17 +104,20 @@ pub const FID_UNSHARED_CHECK: u64 = 2;
 /// Returns value = MMIO stores the host saw that matched
 /// `mmio_store_value`, error = -1 if any store did not match.
 pub const FID_MMIO_STORES: u64 = 3;
+/// `ARG_BENCH_IPI`'s result: a0 = `time` ticks the timed round trips took
+/// in all, a1 = how many there were, a2 = failed SBI calls (0). Returns 0.
+pub const FID_BENCH_RESULT: u64 = 4;
 /// COVI: a0 = interrupt id; the host calls inject_tvm_cpu(vCPU 0, id) and
 /// returns its SBI error (as u64) in value.
-pub const FID_COVI_INJECT: u64 = 4;
+pub const FID_COVI_INJECT: u64 = 5;
 /// COVI: the host binds vCPU 1 to a guest file on the hart it runs vCPUs
 /// on; value = the SBI error of bind_aia_imsic.
-pub const FID_COVI_BIND_VCPU1: u64 = 5;
+pub const FID_COVI_BIND_VCPU1: u64 = 6;
 /// COVI wake-up (Salus extension): vCPU 0 just sent `COVI_WAKE_ID` to the
 /// stopped vCPU 1's file; the host checks that Salus woke it (its wake MSI
 /// in the host's own file, vCPU 1's file among take_wake's). value = 0 if
 /// so, else what it saw (`mask << 32 | msi`).
-pub const FID_COVI_WAKE_CHECK: u64 = 6;
+pub const FID_COVI_WAKE_CHECK: u64 = 7;
 pub const COVI_WAKE_ID: u64 = 11;
 /// The id the host asks Salus to send its own file on a wake.
 pub const COVI_HOST_WAKE_MSI: u64 = 40;

@@ -310,6 +310,32 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         mode
     );
 
+    // TVM IPIs ring the target hart's S-level IMSIC file (arch::imsic).
+    match info.s_imsic() {
+        Some(im) if isa.contains(IsaExtensions::SSAIA) && !opts.sbi_kick => {
+            let harts = info
+                .cpus
+                .iter()
+                .filter(|c| c.hart_id < 64)
+                .fold(0u64, |m, c| m | 1 << c.hart_id);
+            crate::arch::imsic::set_files(
+                im.harts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &h)| Some((h as usize, im.hart_file(i)?.bits()))),
+                harts,
+            );
+        }
+        _ => {}
+    }
+    info!(
+        "TVM IPIs: {}",
+        if crate::arch::imsic::enabled() {
+            "IMSIC doorbell (Salus's S-level file)"
+        } else {
+            "SBI IPI"
+        }
+    );
     init_hart_csrs();
     crate::host::pci::arm_housekeeping();
     hart::shared(hartid)
@@ -440,6 +466,7 @@ pub fn init_hart_csrs() {
     }
     csr::write!(num::SSTATUS, sstatus);
     csr::write!(num::SIE, (1 << bits::IRQ_S_SOFT) | (1 << bits::IRQ_S_TIMER));
+    crate::arch::imsic::init_hart();
 }
 
 fn banner(info: &MachineInfo, layout: &Layout, isa: IsaExtensions, boot_hart: usize) {

@@ -69,6 +69,10 @@ pub struct Platform {
     pub has_sstc: bool,
     /// Ssaia (`siselect`) per the ISA string.
     pub has_ssaia: bool,
+    /// Zawrs (`wrs.nto` / `wrs.sto`) on the boot hart.
+    pub has_zawrs: bool,
+    /// Zicboz (`cbo.zero`) on the boot hart.
+    pub has_zicboz: bool,
     pub memory: Ranges,
     /// All /reserved-memory children.
     pub reserved: Ranges,
@@ -190,6 +194,8 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
         has_v: false,
         has_sstc: false,
         has_ssaia: false,
+        has_zawrs: false,
+        has_zicboz: false,
         memory: Ranges::new(),
         reserved: Ranges::new(),
         no_map: Ranges::new(),
@@ -260,6 +266,8 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
                 p.has_v |= isa_has_letter(isa, 'v');
                 p.has_sstc |= isa_has_multi(isa, "sstc");
                 p.has_ssaia |= isa_has_multi(isa, "ssaia");
+                p.has_zawrs |= isa_has_multi(isa, "zawrs");
+                p.has_zicboz |= isa_has_multi(isa, "zicboz");
             }
             let (mut zknh, mut zbb) = (false, false);
             if let Some(isa) = cpu.property("riscv,isa").and_then(|i| i.as_str()) {
@@ -271,6 +279,8 @@ pub fn parse(fdt_addr: u64, boot_hartid: u64) -> Result<Platform, &'static str> 
                     p.has_v |= e == b"v";
                     p.has_sstc |= e == b"sstc";
                     p.has_ssaia |= e == b"ssaia";
+                    p.has_zawrs |= e == b"zawrs";
+                    p.has_zicboz |= e == b"zicboz";
                     zknh |= e == b"zknh";
                     zbb |= e == b"zbb";
                 }

@@ -104,6 +104,8 @@ fn tee_two_harts() {
     );
     assert!(passed(&r, "guestvm:vector"));
     assert!(passed(&r, "guestvm:secondary_vcpu"));
+    // S-mode instructions complete in the TVM; H ones are illegal there.
+    assert!(passed(&r, "guestvm:s_mode_insns"));
 }
 
 #[test]
@@ -249,4 +251,42 @@ fn tee_fuzz_all_harts() {
         f.line
     );
     assert_eq!(f.mismatches, 0, "{}", f.line);
+}
+
+/// A TVM's IPI to one of its vCPUs running on another hart, both ways
+/// Salus kicks that hart: its own S-level IMSIC file (AIA) and, with
+/// `salus.sbi_kick`, a firmware IPI. tellus's bench mode has guestvm's two
+/// vCPUs, running at once on two harts, ping-pong 1016 SBI IPIs; a lost
+/// kick hangs the ping-pong (tellus then prints a note after its guard).
+#[test]
+fn tee_ipi_to_running_vcpu() {
+    for (bootargs, doorbell) in [("bench", true), ("bench salus.sbi_kick", false)] {
+        let out = run(&QemuConfig::tellus()
+            .ncpu(2)
+            .bootargs(bootargs)
+            .icount("shift=0,sleep=off")
+            .timeout(xtests::env_timeout(std::time::Duration::from_secs(240))));
+        let ctx = out.describe(40);
+        assert!(
+            out.success() && out.fatal_lines().is_empty(),
+            "{bootargs}: the run failed\n{ctx}"
+        );
+        let want = if doorbell {
+            "salus: TVM IPIs: IMSIC doorbell"
+        } else {
+            "salus: TVM IPIs: SBI IPI"
+        };
+        assert!(out.console.contains(want), "{bootargs}: no `{want}`\n{ctx}");
+        assert!(
+            !out.console.contains("bench: note: tvm_sbi_ipi_roundtrip"),
+            "{bootargs}: the ping-pong did not run cleanly\n{ctx}"
+        );
+        let n: u64 = out
+            .console
+            .lines()
+            .find_map(|l| l.strip_prefix("bench: tvm_sbi_ipi_roundtrip "))
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{bootargs}: no tvm_sbi_ipi_roundtrip figure\n{ctx}"));
+        assert!(n > 0, "{bootargs}: round trip of {n} instructions\n{ctx}");
+    }
 }

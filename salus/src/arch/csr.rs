@@ -26,6 +26,11 @@ pub mod num {
     pub const STVAL: u16 = 0x143;
     pub const SIP: u16 = 0x144;
     pub const STIMECMP: u16 = 0x14D;
+    /// AIA (Ssaia): indirect register select / window, top external
+    /// interrupt of Salus's own S-level interrupt file.
+    pub const SISELECT: u16 = 0x150;
+    pub const SIREG: u16 = 0x151;
+    pub const STOPEI: u16 = 0x15C;
     pub const SATP: u16 = 0x180;
 
     pub const VSISELECT: u16 = 0x250;

@@ -1,87 +1,120 @@
-//! IMSIC guest interrupt files as HS mode reaches them: the registers of
-//! the file `hstatus.VGEIN` selects, through `vsiselect`/`vsireg` (AIA's
-//! indirect access), and a file's `seteipnum_le` doorbell by its physical
-//! address. A file's registers are only reachable from its own hart.
+//! Salus's own S-level IMSIC interrupt file as a doorbell between harts.
+//!
+//! The host gets a guest interrupt file (and sees it at the S-level file's
+//! address); the S-level file itself stays Salus's and nobody else sends to
+//! it. The TSM uses it to kick a hart that runs a TVM vCPU an IPI is owed
+//! to (`tsm::tvm_sbi::send_ipi`): one MSI store to that hart's file instead
+//! of an SBI IPI, which costs two firmware traps (the sender's ecall and
+//! the target's M-level interrupt). Only identity [`KICK_ID`] is enabled,
+//! and sie.SEIE only while a TVM runs, so a kick that lands while the host
+//! runs (or Salus waits in `wfi`) stays pending in the file without
+//! trapping until it is drained.
 
-use super::csr::{self, num};
-use hyp_addr::HostPhysAddr;
-use imsic_files::SwFile;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-const VSIREG: u16 = 0x251;
+use super::csr::{self, bits, num};
+use super::entry::MAX_HARTS;
+
+/// The interrupt identity of a kick.
+pub const KICK_ID: u64 = 1;
+
+// Indirect registers of an interrupt file (AIA: siselect values).
 const EIDELIVERY: u64 = 0x70;
 const EITHRESHOLD: u64 = 0x72;
-/// `eip0`; on RV64 only the even-numbered registers exist, 64 ids each.
-const EIP0: u64 = 0x80;
-const EIE0: u64 = 0xC0;
-const VGEIN_MASK: u64 = 0x3f << csr::bits::HSTATUS_VGEIN_SHIFT;
+/// eie0: enable bits of identities 0..63 (RV64).
+const EIE0: u64 = 0xc0;
 
-/// Runs `f` with `vsiselect`/`vsireg` reaching this hart's guest file
-/// `vgein`; `hstatus` and `vsiselect` (the host's or a TVM's, whoever
-/// owns VS right now) are as before afterwards.
-fn with_file<R>(vgein: u32, f: impl FnOnce() -> R) -> R {
-    let hstatus = csr::read!(num::HSTATUS);
-    let sel = csr::read!(num::VSISELECT);
-    csr::write!(
-        num::HSTATUS,
-        (hstatus & !VGEIN_MASK) | (u64::from(vgein) << csr::bits::HSTATUS_VGEIN_SHIFT)
-    );
-    let r = f();
-    csr::write!(num::VSISELECT, sel);
-    csr::write!(num::HSTATUS, hstatus);
-    r
-}
+/// Physical address of each hart's S-level file, by hart id (0: none).
+static FILES: [AtomicU64; MAX_HARTS] = [const { AtomicU64::new(0) }; MAX_HARTS];
+static ENABLED: AtomicBool = AtomicBool::new(false);
 
-fn rd(sel: u64) -> u64 {
-    csr::write!(num::VSISELECT, sel);
-    csr::read!(VSIREG)
-}
-
-fn wr(sel: u64, v: u64) {
-    csr::write!(num::VSISELECT, sel);
-    csr::write!(VSIREG, v);
-}
-
-/// Moves guest file `vgein`'s state into `sw` and leaves the file empty
-/// (delivery off, nothing enabled or pending). Pending bits are ORed in:
-/// `sw` may already hold interrupts sent while the file was unmapped.
-pub fn save_and_clear(vgein: u32, num_ids: u32, sw: &mut SwFile) {
-    with_file(vgein, || {
-        sw.eidelivery = rd(EIDELIVERY);
-        sw.eithreshold = rd(EITHRESHOLD);
-        wr(EIDELIVERY, 0);
-        wr(EITHRESHOLD, 0);
-        for w in 0..SwFile::words(num_ids) {
-            let k = 2 * w as u64;
-            if let (Some(p), Some(e)) = (sw.eip.get_mut(w), sw.eie.get_mut(w)) {
-                *p |= rd(EIP0 + k);
-                *e = rd(EIE0 + k);
-            }
-            wr(EIP0 + k, 0);
-            wr(EIE0 + k, 0);
+/// Boot (before any hart runs a TVM): the S-level file of every hart, as
+/// (hart id, file address), when the harts have Ssaia and an S-level
+/// IMSIC. Doorbells are used only if every hart Salus runs on has one.
+pub fn set_files(files: impl Iterator<Item = (usize, u64)>, harts: u64) {
+    let mut have = 0u64;
+    for (hart, addr) in files {
+        if hart < MAX_HARTS && addr != 0 {
+            FILES[hart].store(addr, Ordering::Relaxed);
+            have |= 1 << hart;
         }
-    })
+    }
+    ENABLED.store(harts != 0 && have & harts == harts, Ordering::Release);
 }
 
-/// Loads `sw` into guest file `vgein` (every register: nothing of an
-/// earlier owner survives) and empties `sw`'s pending bits, which the file
-/// now holds.
-pub fn load(vgein: u32, num_ids: u32, sw: &mut SwFile) {
-    with_file(vgein, || {
-        // Delivery off while the bits change, on (if it was) at the end.
-        wr(EIDELIVERY, 0);
-        wr(EITHRESHOLD, sw.eithreshold);
-        for w in 0..SwFile::words(num_ids) {
-            let k = 2 * w as u64;
-            wr(EIE0 + k, sw.eie.get(w).copied().unwrap_or(0));
-            wr(EIP0 + k, sw.eip.get(w).copied().unwrap_or(0));
+/// Whether TVM kicks go through the IMSIC.
+#[inline(always)]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Per hart, at start: the file delivers, identity KICK_ID is enabled and
+/// nothing is left pending from before.
+pub fn init_hart() {
+    if !enabled() {
+        return;
+    }
+    csr::write!(num::SISELECT, EIDELIVERY);
+    csr::write!(num::SIREG, 1);
+    csr::write!(num::SISELECT, EITHRESHOLD);
+    csr::write!(num::SIREG, 0);
+    csr::write!(num::SISELECT, EIE0);
+    csr::set!(num::SIREG, 1 << KICK_ID);
+    drain();
+}
+
+/// Kicks every hart in `mask` that has a file; returns the harts left
+/// (the caller uses an SBI IPI for those).
+pub fn kick(mask: u64) -> u64 {
+    if !enabled() {
+        return mask;
+    }
+    let mut rest = mask;
+    let mut fenced = false;
+    let mut m = mask;
+    while m != 0 {
+        let hart = m.trailing_zeros() as usize;
+        m &= m - 1;
+        let file = FILES.get(hart).map_or(0, |f| f.load(Ordering::Relaxed));
+        if file == 0 {
+            continue;
         }
-        wr(EIDELIVERY, sw.eidelivery);
-    });
-    sw.eip = [0; imsic_files::MAX_IDS / 64];
+        if !fenced {
+            // The owed IPI (a memory store) is visible before the MSI
+            // store is performed.
+            // SAFETY: a fence has no memory effects of its own.
+            unsafe { core::arch::asm!("fence w, o", options(nostack)) };
+            fenced = true;
+        }
+        // seteipnum_le at offset 0 of the file.
+        // SAFETY: `file` is the S-level interrupt file of a hart, from the
+        // firmware's device tree: MMIO that Salus alone uses (the host sees
+        // its guest file at that address, never this page). Storing an
+        // identity only makes it pending there.
+        unsafe { core::ptr::write_volatile(file as *mut u32, KICK_ID as u32) };
+        rest &= !(1 << hart);
+    }
+    rest
 }
 
-/// Sets interrupt `id` pending in the file at `file` (its `seteipnum_le`,
-/// offset 0), on any hart.
-pub fn send(file: HostPhysAddr, id: u32) {
-    super::phys::write_u32(file, id);
+/// Claims every interrupt pending in this hart's file; true if any was.
+#[inline(always)]
+pub fn drain() -> bool {
+    let mut any = false;
+    // stopei reads the top pending-and-enabled identity (0: none); a write
+    // claims it. Only KICK_ID is enabled, so this ends after one or two.
+    while csr::swap!(num::STOPEI, 0) != 0 {
+        any = true;
+    }
+    any
+}
+
+/// sie.SEIE on (a TVM is about to run) or off.
+#[inline(always)]
+pub fn enable_kicks(on: bool) {
+    if on {
+        csr::set!(num::SIE, 1 << bits::IRQ_S_EXT);
+    } else {
+        csr::clear!(num::SIE, 1 << bits::IRQ_S_EXT);
+    }
 }

@@ -5,6 +5,7 @@
 pub mod csr;
 pub mod entry;
 pub mod fpvec;
+pub mod guest_file;
 pub mod guest_insn;
 pub mod imsic;
 pub mod phys;

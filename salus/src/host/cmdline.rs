@@ -16,6 +16,9 @@
 //! * `salus.no_htinst`: ignore `htinst` and always read a trapping
 //!   instruction with HLVX (the path hardware without htinst takes; for
 //!   tests on QEMU, which always provides htinst). Left for the host to see.
+//! * `salus.sbi_kick`: kick a hart for a TVM's IPI with an SBI IPI even
+//!   when Salus has an S-level IMSIC file to ring (the path of machines
+//!   without AIA; for tests and benchmarks). Left for the host to see.
 //! * `salus.vmid_bits=N`: use at most N VMID bits (tests the shared-VMID
 //!   path on QEMU). Left for the host to see.
 //!
@@ -36,6 +39,7 @@ pub struct Options {
     pub bench: bool,
     pub check: bool,
     pub no_htinst: bool,
+    pub sbi_kick: bool,
     pub vmid_bits: Option<u32>,
 }
 
@@ -57,6 +61,7 @@ pub fn parse(info: &MachineInfo) -> Options {
             "salus.bench" => o.bench = true,
             "salus.check" => o.check = true,
             "salus.no_htinst" => o.no_htinst = true,
+            "salus.sbi_kick" => o.sbi_kick = true,
             _ => {
                 if let Some(n) = w.strip_prefix("salus.vmid_bits=") {
                     o.vmid_bits = n.parse().ok();

@@ -11,7 +11,7 @@ use super::host_side::HostSide;
 use super::tvm::Tvm;
 use super::vcpu::VcpuState;
 use super::{CoveResult, FAILED, INVALID_ADDRESS, INVALID_PARAM, TSM};
-use crate::arch::{imsic, phys};
+use crate::arch::{guest_file as imsic, phys};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use cove_abi::covi::{CoviFunction, TvmAiaParams};
 use cove_abi::CoveError;

@@ -366,9 +366,20 @@ fn switch_and_run(
     csr::set!(num::SSTATUS, clean);
 
     vcpu.set_running_on(Some(hartid));
+    // IMSIC kicks (IPIs owed to this vCPU) trap while it runs.
+    let kicks = crate::arch::imsic::enabled();
+    if kicks {
+        crate::arch::imsic::enable_kicks(true);
+    }
     tvm_sbi::deliver_ipi(vcpu);
     let exit = run_until_exit(host, vcpu, v, nacl);
     vcpu.set_running_on(None);
+    if kicks {
+        // A kick that comes later finds the vCPU's IPI owed. It stays
+        // pending in the file (no trap while sie.SEIE is off) until the
+        // next TVM run here drains it.
+        crate::arch::imsic::enable_kicks(false);
+    }
 
     swap_vs(&mut v.csrs, sw, p.has_sstc);
     if let Some((host_h, _)) = sw.hstateen0 {
@@ -411,6 +422,9 @@ fn args(regs: &GuestRegs) -> [u64; 8] {
     a
 }
 
+// Inlined into switch_and_run: as a call of its own it costs the hot
+// ecall path a full save and restore of the callee-saved registers.
+#[inline(always)]
 fn run_until_exit(
     host: &mut impl HostSide,
     vcpu: &VcpuState,
@@ -421,23 +435,33 @@ fn run_until_exit(
     loop {
         run_guest(&mut v.regs);
         let scause = csr::read!(num::SCAUSE);
-        if scause == INTERRUPT | bits::IRQ_S_TIMER {
-            // Salus's own deadlines are served here and the TVM resumes;
-            // only the host's end the TVM's turn.
-            let fired = timer::expired(hartid);
-            if fired.contains(Source::IommuDrain) {
-                host.housekeeping();
-            }
-            if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
-                return Exit::Timer(fired);
-            }
-            continue;
-        }
-        if scause == INTERRUPT | bits::IRQ_S_SOFT && kicked(hartid, vcpu) {
-            continue;
-        }
+        // One sign test keeps the exceptions (ecalls, faults) off the
+        // interrupt checks.
         if scause & INTERRUPT != 0 {
-            return Exit::Interrupt(scause & !INTERRUPT);
+            match scause & !INTERRUPT {
+                bits::IRQ_S_TIMER => {
+                    // Salus's own deadlines are served here and the TVM
+                    // resumes; only the host's end the TVM's turn.
+                    let fired = timer::expired(hartid);
+                    if fired.contains(Source::IommuDrain) {
+                        host.housekeeping();
+                    }
+                    if fired.contains(Source::HostPreempt) || fired.contains(Source::HostVtimer) {
+                        return Exit::Timer(fired);
+                    }
+                    continue;
+                }
+                bits::IRQ_S_SOFT if kicked(hartid, vcpu) => continue,
+                bits::IRQ_S_EXT => {
+                    // An IMSIC kick (sie.SEIE is on only for them): the
+                    // IPI the sender owed this vCPU, if it is still the
+                    // one here.
+                    crate::arch::imsic::drain();
+                    tvm_sbi::deliver_ipi(vcpu);
+                    continue;
+                }
+                code => return Exit::Interrupt(code),
+            }
         }
         match scause {
             10 => {
@@ -460,15 +484,39 @@ fn run_until_exit(
                     return exit;
                 }
             }
-            22 => {
-                let insn = csr::read!(num::STVAL);
-                inject_exception(&mut v.regs, 2, insn);
-            }
+            22 => virtual_instruction(v, csr::read!(num::STVAL)),
             other => {
                 let tval = csr::read!(num::STVAL);
                 inject_exception(&mut v.regs, other, tval);
             }
         }
+    }
+}
+
+/// `wfi`, Zawrs's `wrs.nto` and `wrs.sto`.
+const WFI: u64 = 0x1050_0073;
+const WRS_NTO: u64 = 0x00d0_0073;
+const WRS_STO: u64 = 0x01d0_0073;
+
+/// A virtual-instruction exception of the TVM (`stval`: the instruction,
+/// or 0 when the hart did not say; it is then read at the TVM's pc, with
+/// its translation still loaded). S-mode executes `wfi`, `wrs.nto` and `wrs.sto`; they trap
+/// here only while hstatus.VTW is set (Salus leaves it clear) and complete
+/// as a no-op, which each of them may be. Everything else that raises it
+/// is what S-mode without H does not have or is not given (hypervisor
+/// instructions and CSRs, counters hcounteren withholds, state hstateen0
+/// withholds): an illegal-instruction exception, as such hardware raises.
+/// docs/cove-abi-choices.md has the audit.
+#[cold]
+#[inline(never)]
+fn virtual_instruction(v: &mut VcpuPrivate, stval: u64) {
+    let insn = match stval {
+        0 => crate::arch::guest_insn::read_insn(v.regs.sepc).map_or(0, u64::from),
+        i => i,
+    };
+    match insn {
+        WFI | WRS_NTO | WRS_STO => v.regs.sepc += 4,
+        _ => inject_exception(&mut v.regs, 2, insn),
     }
 }
 

@@ -140,7 +140,8 @@ fn base_call(fid: u64, arg: u64) -> SbiResult {
 
 /// SBI IPI among the TVM's own vCPUs (hart ids are vCPU ids): the target's
 /// VSSIP is owed, and a target running on another hart is kicked out of
-/// the TVM there so it is raised at once.
+/// the TVM there so it is raised at once: through that hart's S-level
+/// IMSIC file when Salus has one (arch::imsic), else an SBI IPI.
 fn send_ipi(me: &VcpuState, mask: u64, base: u64) -> SbiResult {
     let sel = HartSelection::decode(mask, base);
     let mut kick = 0u64;
@@ -163,8 +164,10 @@ fn send_ipi(me: &VcpuState, mask: u64, base: u64) -> SbiResult {
             }
         })?;
     }
-    if kick != 0 {
-        sbi_call::send_ipi(kick, 0).map_err(|_| SbiError::Failed)?;
+    // Harts without an IMSIC doorbell (or all, without AIA) get an SBI IPI.
+    let rest = crate::arch::imsic::kick(kick);
+    if rest != 0 {
+        sbi_call::send_ipi(rest, 0).map_err(|_| SbiError::Failed)?;
     }
     Ok(0)
 }

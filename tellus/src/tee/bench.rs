@@ -10,7 +10,13 @@
 //! - `tvm_create_1m`: create_tvm .. finalize + run until the first exit of
 //!   guestvm padded to a 1 MiB measured image (it shuts down at once);
 //! - `tvm_ecall_roundtrip`: median run_tvm_vcpu round trip for a forwarded
-//!   ecall (guestvm loops on a no-op host call).
+//!   ecall (guestvm loops on a no-op host call);
+//! - `tvm_sbi_ipi_roundtrip`: mean vCPU 0 -> vCPU 1 -> vCPU 0 SBI IPI round
+//!   trip inside guestvm, both vCPUs running at once on two harts, all of
+//!   it served by the TSM: guestvm times it with the `time` CSR, which
+//!   under `-icount shift=0` counts one ns per instruction retired on any
+//!   hart (QEMU runs the harts in turn), so the figure is the instructions
+//!   both harts spend per round trip.
 
 use core::hint::black_box;
 
@@ -39,6 +45,7 @@ pub fn run(p: &Platform) {
     measured_page(p, &live, &mut pool, &info);
     create_1m(p, &live, &mut pool, &info);
     ecall_roundtrip(p, &live, &mut pool, &info);
+    ipi_roundtrip(p, &live, &mut pool, &info);
 }
 
 fn convert_fence(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool) {
@@ -195,18 +202,24 @@ fn guest_tvm(
     info: &TsmInfo,
     image_pages: u64,
     arg: u64,
+    vcpus: u64,
 ) -> Option<(u64, Arena, u64, TvmHost)> {
     let src = take(pool, image_pages, PAGE)?;
     // SAFETY: `src` has room for the image (image_pages >= its size).
     unsafe { core::ptr::copy_nonoverlapping(GUESTVM.as_ptr(), src as *mut u8, GUESTVM.len()) };
     let params = take(pool, 1, PAGE)?;
     let shared = take(pool, 4, PAGE)?;
-    let need =
-        8 + info.tvm_state_pages + info.tvm_vcpu_state_pages + PT_PAGES + image_pages + 64 + 16;
+    let need = 8
+        + info.tvm_state_pages
+        + vcpus * info.tvm_vcpu_state_pages
+        + PT_PAGES
+        + image_pages
+        + 64
+        + 16;
     let mut ar = converted(p, live, pool, need)?;
     let pd = ar.take(4, 4 * PAGE);
     let st = ar.take(info.tvm_state_pages, PAGE);
-    let vs = ar.take(info.tvm_vcpu_state_pages, PAGE);
+    let vs = ar.take(vcpus * info.tvm_vcpu_state_pages, PAGE);
     let pt = ar.take(PT_PAGES, PAGE);
     let dest = ar.take(image_pages, PAGE);
     let mut host = TvmHost::new(0);
@@ -233,7 +246,8 @@ fn guest_tvm(
     let ok = add_memory_region(id, proto::REGION_GPA, proto::REGION_LEN).error == OK
         && add_pt_pages(id, pt, PT_PAGES).error == OK
         && add_measured_pages(id, src, dest, 0, image_pages, proto::IMAGE_GPA).error == OK
-        && create_vcpu(id, 0, vs).error == OK
+        && (0..vcpus)
+            .all(|v| create_vcpu(id, v, vs + v * info.tvm_vcpu_state_pages * PAGE).error == OK)
         && finalize_tvm(id, proto::IMAGE_GPA, arg, 0).error == OK;
     if !ok {
         release(id, &ar);
@@ -246,7 +260,7 @@ fn create_1m(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info: &Tsm
     let mark = pool.mark();
     let pages = (1 << 20) / PAGE;
     let boot = boot_slot(p);
-    match guest_tvm(p, live, pool, info, pages, proto::ARG_FIRST_EXIT) {
+    match guest_tvm(p, live, pool, info, pages, proto::ARG_FIRST_EXIT, 1) {
         Some((id, ar, t0, _host)) => {
             let mut x = run_vcpu(id, 0);
             while x.error == OK && x.scause & arch::SCAUSE_INTERRUPT != 0 {
@@ -276,7 +290,7 @@ fn ecall_roundtrip(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info
     let boot = boot_slot(p);
     let pages = (GUESTVM.len() as u64).div_ceil(PAGE);
     let arg = proto::ARG_BENCH_ECALL | (ITERS << proto::ARG_ITERS_SHIFT);
-    let Some((id, ar, _, mut host)) = guest_tvm(p, live, pool, info, pages, arg) else {
+    let Some((id, ar, _, mut host)) = guest_tvm(p, live, pool, info, pages, arg, 1) else {
         println!("bench: note: tvm_ecall_roundtrip: building the TVM failed");
         pool.reset(mark);
         return;
@@ -322,6 +336,191 @@ fn ecall_roundtrip(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info
         let d = &mut d[..nd];
         d.sort_unstable();
         println!("bench: tvm_ecall_roundtrip {} instructions", d[nd / 2]);
+    }
+    release(id, &ar);
+    pool.reset(mark);
+}
+
+/// What the boot hart hands the secondary that runs vCPU 1 in
+/// `ipi_roundtrip`; the boot hart reads it back only after the ack.
+#[repr(C)]
+struct IpiRun {
+    id: u64,
+    slot: usize,
+    /// Set by the boot hart to end the runs at the next interrupt exit.
+    cancel: core::sync::atomic::AtomicBool,
+    /// Runs of vCPU 1 (each ended by an exit).
+    runs: u64,
+    /// The exit that ended the last run and its a0..a7.
+    last: Exit,
+    args: [u64; 8],
+}
+
+/// Runs vCPU 1 on this secondary until it stops itself (its HSM hart_stop
+/// exit) or any other non-interrupt exit (a host interrupt only preempts
+/// it: the command loop takes it and the vCPU runs again).
+fn run_ipi_vcpu1(arg: u64) -> i64 {
+    let req = arg as *mut IpiRun;
+    // SAFETY: the boot hart keeps the `IpiRun` alive and reads its plain
+    // fields only after we ack; `cancel` is atomic.
+    let (id, slot) = unsafe { ((*req).id, (*req).slot) };
+    let e = nacl_setup_here(slot, false);
+    if e != OK {
+        return e;
+    }
+    let mut runs = 0;
+    let x = loop {
+        let x = run_vcpu(id, 1);
+        runs += 1;
+        // SAFETY: as above.
+        let cancel = unsafe { (*req).cancel.load(core::sync::atomic::Ordering::Acquire) };
+        if x.error == OK && x.scause & arch::SCAUSE_INTERRUPT != 0 && !cancel && runs < 1000 {
+            // run_vcpu re-enabled interrupts: the host interrupt is taken.
+            continue;
+        }
+        break x;
+    };
+    // SAFETY: as above.
+    unsafe {
+        (*req).runs = runs;
+        (*req).last = x;
+        (*req).args = nacl_ecall_args(slot);
+    }
+    OK
+}
+
+/// `tvm_sbi_ipi_roundtrip` (see the module comment). vCPU 0 runs on the
+/// boot hart, vCPU 1 on the first live secondary from the moment vCPU 0
+/// starts it (HSM) until it stops itself; neither exits to tellus while
+/// they ping-pong.
+fn ipi_roundtrip(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info: &TsmInfo) {
+    const ITERS: u64 = 1000;
+    let boot = boot_slot(p);
+    let Some(sec) = (0..p.nharts).find(|&i| i != boot && live[i]) else {
+        println!("bench: note: tvm_sbi_ipi_roundtrip: needs a second live hart");
+        return;
+    };
+    if info.tvm_max_vcpus < 2 {
+        println!("bench: note: tvm_sbi_ipi_roundtrip: the TSM allows one vCPU per TVM");
+        return;
+    }
+    let mark = pool.mark();
+    let pages = (GUESTVM.len() as u64).div_ceil(PAGE);
+    let arg = proto::ARG_BENCH_IPI | proto::ARG_HAS_VCPU1 | (ITERS << proto::ARG_ITERS_SHIFT);
+    let Some((id, ar, _, mut host)) = guest_tvm(p, live, pool, info, pages, arg, 2) else {
+        println!("bench: note: tvm_sbi_ipi_roundtrip: building the TVM failed");
+        pool.reset(mark);
+        return;
+    };
+    let mut req = IpiRun {
+        id,
+        slot: sec,
+        cancel: core::sync::atomic::AtomicBool::new(false),
+        runs: 0,
+        last: Exit::default(),
+        args: [0; 8],
+    };
+    let reqp = &raw mut req;
+    let mut inflight: Option<u64> = None;
+    // (ticks, round trips, failed calls) from guestvm.
+    let mut result: Option<(u64, u64, u64)> = None;
+    // vCPU 0's exits from vCPU 1's start to the result (only the start's
+    // and host interrupts are expected).
+    let mut exits_in_loop = 0u64;
+    // A far deadline only ends a run of vCPU 0 if the ping-pong hangs.
+    let guard_ticks = p.ms(500);
+    let mut note: Option<crate::console::Msg> = None;
+    for _ in 0..10_000 {
+        arch::interrupts_disable();
+        arch::sie_set(arch::STIP);
+        let _ = crate::sbi::set_timer(arch::read_time() + guard_ticks);
+        let x = run_vcpu(id, 0);
+        take_interrupts();
+        if inflight.is_some() && result.is_none() {
+            exits_in_loop += 1;
+        }
+        if x.error == OK
+            && x.scause == 10
+            && nacl_gpr(boot, cove_abi::nacl::gpr::A7) == proto::EID_GVM
+            && nacl_gpr(boot, cove_abi::nacl::gpr::A6) == proto::FID_BENCH_RESULT
+        {
+            let a = nacl_ecall_args(boot);
+            result = Some((a[0], a[1], a[2]));
+            nacl_set_gpr(boot, cove_abi::nacl::gpr::A0, 0);
+            nacl_set_gpr(boot, cove_abi::nacl::gpr::A1, 0);
+            continue;
+        }
+        if let Some(seq) = inflight {
+            if result.is_none()
+                && crate::harts::SLOTS[sec]
+                    .ack_seq
+                    .load(core::sync::atomic::Ordering::Acquire)
+                    >= seq
+            {
+                // SAFETY: the secondary acked: it no longer touches `req`.
+                let (last, a7, a6) = unsafe { ((*reqp).last, (*reqp).args[7], (*reqp).args[6]) };
+                if !(last.error == OK && last.scause == 10 && a7 == 0x0048_534D && a6 == 1) {
+                    note = Some(crate::msg!(
+                        "vCPU 1 left its loop: error {} scause {:#x} a7 {a7:#x}",
+                        last.error,
+                        last.scause
+                    ));
+                    break;
+                }
+            }
+        }
+        match host.handle(boot, &x) {
+            Ok(()) => {}
+            Err(Stop::Shutdown(_)) => break,
+            Err(Stop::Error(m)) => {
+                note = Some(m);
+                break;
+            }
+        }
+        if let Some(v) = host.start_vcpu.take() {
+            if v != 1 || inflight.is_some() {
+                note = Some(crate::msg!("guestvm started vCPU {v} again"));
+                break;
+            }
+            inflight = Some(crate::harts::call_async(p, sec, run_ipi_vcpu1, reqp as u64));
+        }
+    }
+    arch::sie_clear(arch::STIP);
+    let _ = crate::sbi::set_timer(u64::MAX);
+    if let Some(seq) = inflight {
+        if crate::harts::wait_ack(&crate::harts::SLOTS[sec], seq, p.ms(100)).is_none() {
+            // Still in the TVM (vCPU 0 gave up): an IPI to its hart ends
+            // the run, and `cancel` the loop.
+            req.cancel
+                .store(true, core::sync::atomic::Ordering::Release);
+            let _ = crate::sbi::send_ipi(1, p.harts[sec]);
+            if crate::harts::wait_ack(&crate::harts::SLOTS[sec], seq, p.ms(2000)).is_none() {
+                println!("bench: note: tvm_sbi_ipi_roundtrip: vCPU 1 does not come back");
+            }
+        }
+    }
+    if let Some(m) = note {
+        println!("bench: note: tvm_sbi_ipi_roundtrip: {m}");
+    }
+    match result {
+        Some((ticks, n, 0)) if n > 0 && p.timebase > 0 => {
+            // ns per round trip (= instructions under -icount shift=0).
+            let ns = ticks as u128 * 1_000_000_000 / p.timebase as u128 / n as u128;
+            println!("bench: tvm_sbi_ipi_roundtrip {ns} instructions");
+            // SAFETY: the secondary acked (or never ran): `req` is ours.
+            let runs = unsafe { (*reqp).runs };
+            if exits_in_loop > 1 || runs > 1 {
+                println!(
+                    "bench: note: tvm_sbi_ipi_roundtrip: exits during the loop: vCPU 0 {}, vCPU 1 {}",
+                    exits_in_loop.saturating_sub(1),
+                    runs.saturating_sub(1)
+                );
+            }
+        }
+        Some((_, n, bad)) => println!(
+            "bench: note: tvm_sbi_ipi_roundtrip: guestvm reported {n} round trips, {bad} failed calls"
+        ),
+        None => println!("bench: note: tvm_sbi_ipi_roundtrip: no result from guestvm"),
     }
     release(id, &ar);
     pool.reset(mark);

@@ -113,6 +113,15 @@ pub fn test_guestvm(t: &mut T, p: &Platform, cx: &mut Ctx) {
     if has_2m {
         arg |= proto::ARG_HAS_2M;
     }
+    for (has, bit) in [
+        (p.has_zawrs, proto::ARG_HAS_ZAWRS),
+        (p.has_zicboz, proto::ARG_HAS_ZICBOZ),
+        (p.has_sstc, proto::ARG_HAS_SSTC),
+    ] {
+        if has {
+            arg |= bit;
+        }
+    }
     if !check_err!(
         t,
         finalize_tvm(id, proto::IMAGE_GPA, arg, 0),
