@@ -179,6 +179,33 @@ fn test_wake() -> TestResult {
     Ok(())
 }
 
+// ---- the IMSIC ping-pong of the `tvm_imsic_ipi_roundtrip` bench ----------
+
+/// The id the bench's vCPUs send each other.
+const BENCH_ID: u64 = 3;
+
+/// This vCPU's file delivers; sie.SEIE lets `wfi` return on an interrupt
+/// (sstatus.SIE stays clear: none is taken).
+pub fn bench_setup() {
+    iwrite(EIDELIVERY, 1);
+    iwrite(EITHRESHOLD, 0);
+    iwrite(EIE0, 1 << BENCH_ID);
+    // SAFETY: a CSR write with no memory effects.
+    unsafe { asm!("csrs sie, {0}", in(reg) 1u64 << 9) };
+}
+
+pub fn bench_send(vcpu: u64) {
+    send(IMSIC_GPA + vcpu * 0x1000, BENCH_ID);
+}
+
+/// Waits in `wfi` for the other vCPU's send and claims it.
+pub fn bench_wait() {
+    while claim() == 0 {
+        // SAFETY: wfi has no memory effects.
+        unsafe { asm!("wfi") };
+    }
+}
+
 /// vCPU 1's side of `test_unbound_vcpu`.
 pub fn secondary() {
     iwrite(EIDELIVERY, 1);

@@ -791,6 +791,11 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
         shutdown(false);
     }
     if arg & ARG_BENCH_IPI != 0 && arg & ARG_HAS_VCPU1 != 0 {
+        if arg & ARG_COVI != 0 {
+            IPI_BENCH_IMSIC.store(true, core::sync::atomic::Ordering::Release);
+            // The host benches inject_tvm_cpu afterwards.
+            covg(COVG_ALLOW_EXT, u64::MAX, 0);
+        }
         ipi_bench(arg >> ARG_ITERS_SHIFT);
     }
     let mut t = Tally {
@@ -1061,6 +1066,12 @@ const IPI_BENCH_MAGIC: u64 = 0x1b1b_0000_0000_0001;
 const IPI_BENCH_WARMUP: u64 = 16;
 /// How many IPIs vCPU 1 answers (vCPU 0 sets it before starting vCPU 1).
 static IPI_BENCH_ROUNDS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The ping-pong goes through the vCPUs' IMSIC files (`ARG_COVI`), not SBI.
+static IPI_BENCH_IMSIC: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn ipi_imsic() -> bool {
+    IPI_BENCH_IMSIC.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 fn read_time() -> u64 {
     let t: u64;
@@ -1072,12 +1083,20 @@ fn read_time() -> u64 {
 /// sie.SSIE on (sstatus.SIE stays clear: an IPI never traps, it only wakes
 /// `wfi`).
 fn enable_ssie() {
+    if ipi_imsic() {
+        covi::bench_setup();
+        return;
+    }
     // SAFETY: a CSR write with no memory effects.
     unsafe { asm!("csrs sie, {0}", in(reg) SIP_SSIP) };
 }
 
 /// Waits (in `wfi`, so the hart idles) for an IPI and takes it.
 fn ipi_wait() {
+    if ipi_imsic() {
+        covi::bench_wait();
+        return;
+    }
     while !take_ssip() {
         // SAFETY: wfi has no memory effects; SSIP is enabled in sie, so an
         // IPI posted before it makes it return at once.
@@ -1087,6 +1106,10 @@ fn ipi_wait() {
 
 /// SBI send_ipi to one vCPU; the SBI error.
 fn ipi_send(vcpu: u64) -> i64 {
+    if ipi_imsic() {
+        covi::bench_send(vcpu);
+        return 0;
+    }
     ecall(EID_SPI, 0, [1 << vcpu, 0, 0, 0, 0, 0]).error
 }
 

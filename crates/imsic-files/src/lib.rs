@@ -69,6 +69,8 @@ pub enum Error {
 /// Every guest file of every hart.
 pub struct Files {
     state: [[FileState; MAX_FILES]; MAX_HARTS],
+    /// Files in `Converting` (settle has nothing to do when 0).
+    converting: usize,
 }
 
 impl Default for Files {
@@ -81,6 +83,7 @@ impl Files {
     pub const fn new() -> Self {
         Files {
             state: [[FileState::Absent; MAX_FILES]; MAX_HARTS],
+            converting: 0,
         }
     }
 
@@ -119,9 +122,13 @@ impl Files {
 
     /// Conversions of rounds below `completed` are done: those files are free.
     pub fn settle(&mut self, completed: u64) {
+        if self.converting == 0 {
+            return;
+        }
         for s in self.state.iter_mut().flatten() {
             if matches!(*s, FileState::Converting { round } if round < completed) {
                 *s = FileState::Free;
+                self.converting -= 1;
             }
         }
     }
@@ -134,6 +141,7 @@ impl Files {
             FileState::Absent => Err(Error::NoSuchFile),
             FileState::Host => {
                 *s = FileState::Converting { round };
+                self.converting += 1;
                 Ok(())
             }
             _ => Err(Error::WrongState),
@@ -146,7 +154,12 @@ impl Files {
         match *s {
             FileState::Absent | FileState::Host => Err(Error::NoSuchFile),
             FileState::Assigned { .. } => Err(Error::WrongState),
-            FileState::Converting { .. } | FileState::Free => {
+            FileState::Converting { .. } => {
+                *s = FileState::Host;
+                self.converting -= 1;
+                Ok(())
+            }
+            FileState::Free => {
                 *s = FileState::Host;
                 Ok(())
             }
@@ -482,6 +495,12 @@ mod tests {
         f.convert(F3, 9).unwrap();
         f.reclaim(F3).unwrap();
         assert_eq!(f.state(F3), FileState::Host);
+        // Settling counts: a later conversion still settles.
+        f.convert(F3, 10).unwrap();
+        f.settle(11);
+        assert_eq!(f.state(F3), FileState::Free);
+        f.settle(12);
+        assert_eq!(f.state(F3), FileState::Free);
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //!   it served by the TSM: guestvm times it with the `time` CSR, which
 //!   under `-icount shift=0` counts one ns per instruction retired on any
 //!   hart (QEMU runs the harts in turn), so the figure is the instructions
-//!   both harts spend per round trip.
+//!   both harts spend per round trip;
+//! - `tvm_imsic_ipi_roundtrip`: the same through the vCPUs' IMSIC guest
+//!   files (COVI: a store to the other's IMSIC page, `wfi`, `stopei`), and
+//!   then `covi_inject` / `covi_rebind` (`bench_covi`).
 
 use core::hint::black_box;
 
@@ -45,7 +48,12 @@ pub fn run(p: &Platform) {
     measured_page(p, &live, &mut pool, &info);
     create_1m(p, &live, &mut pool, &info);
     ecall_roundtrip(p, &live, &mut pool, &info);
-    ipi_roundtrip(p, &live, &mut pool, &info);
+    ipi_roundtrip(p, &live, &mut pool, &info, false);
+    if super::bench_covi::available(p, &info) {
+        ipi_roundtrip(p, &live, &mut pool, &info, true);
+    } else {
+        println!("bench: note: no COVI (AIA capability): tvm_imsic_ipi_roundtrip, covi_inject, covi_rebind not run");
+    }
 }
 
 fn convert_fence(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool) {
@@ -195,19 +203,29 @@ fn measured_page(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info: 
     pool.reset(mark);
 }
 
+/// How `guest_tvm` builds guestvm: its entry_arg, vCPUs, and whether the
+/// TVM gets AIA (COVI, guestvm's IMSIC layout).
+#[derive(Clone, Copy)]
+struct GuestOpts {
+    arg: u64,
+    vcpus: u64,
+    aia: bool,
+}
+
 fn guest_tvm(
     p: &Platform,
     live: &[bool; MAX_HARTS],
     pool: &mut Pool,
     info: &TsmInfo,
     image_pages: u64,
-    arg: u64,
-    vcpus: u64,
+    o: GuestOpts,
 ) -> Option<(u64, Arena, u64, TvmHost)> {
+    let GuestOpts { arg, vcpus, aia } = o;
     let src = take(pool, image_pages, PAGE)?;
     // SAFETY: `src` has room for the image (image_pages >= its size).
     unsafe { core::ptr::copy_nonoverlapping(GUESTVM.as_ptr(), src as *mut u8, GUESTVM.len()) };
     let params = take(pool, 1, PAGE)?;
+    let aia_params = take(pool, 1, PAGE)?;
     let shared = take(pool, 4, PAGE)?;
     let need = 8
         + info.tvm_state_pages
@@ -248,6 +266,7 @@ fn guest_tvm(
         && add_measured_pages(id, src, dest, 0, image_pages, proto::IMAGE_GPA).error == OK
         && (0..vcpus)
             .all(|v| create_vcpu(id, v, vs + v * info.tvm_vcpu_state_pages * PAGE).error == OK)
+        && (!aia || super::bench_covi::init_aia(id, aia_params, vcpus))
         && finalize_tvm(id, proto::IMAGE_GPA, arg, 0).error == OK;
     if !ok {
         release(id, &ar);
@@ -260,7 +279,18 @@ fn create_1m(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info: &Tsm
     let mark = pool.mark();
     let pages = (1 << 20) / PAGE;
     let boot = boot_slot(p);
-    match guest_tvm(p, live, pool, info, pages, proto::ARG_FIRST_EXIT, 1) {
+    match guest_tvm(
+        p,
+        live,
+        pool,
+        info,
+        pages,
+        GuestOpts {
+            arg: proto::ARG_FIRST_EXIT,
+            vcpus: 1,
+            aia: false,
+        },
+    ) {
         Some((id, ar, t0, _host)) => {
             let mut x = run_vcpu(id, 0);
             while x.error == OK && x.scause & arch::SCAUSE_INTERRUPT != 0 {
@@ -290,7 +320,18 @@ fn ecall_roundtrip(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info
     let boot = boot_slot(p);
     let pages = (GUESTVM.len() as u64).div_ceil(PAGE);
     let arg = proto::ARG_BENCH_ECALL | (ITERS << proto::ARG_ITERS_SHIFT);
-    let Some((id, ar, _, mut host)) = guest_tvm(p, live, pool, info, pages, arg, 1) else {
+    let Some((id, ar, _, mut host)) = guest_tvm(
+        p,
+        live,
+        pool,
+        info,
+        pages,
+        GuestOpts {
+            arg,
+            vcpus: 1,
+            aia: false,
+        },
+    ) else {
         println!("bench: note: tvm_ecall_roundtrip: building the TVM failed");
         pool.reset(mark);
         return;
@@ -393,25 +434,73 @@ fn run_ipi_vcpu1(arg: u64) -> i64 {
 /// boot hart, vCPU 1 on the first live secondary from the moment vCPU 0
 /// starts it (HSM) until it stops itself; neither exits to tellus while
 /// they ping-pong.
-fn ipi_roundtrip(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info: &TsmInfo) {
+fn ipi_roundtrip(
+    p: &Platform,
+    live: &[bool; MAX_HARTS],
+    pool: &mut Pool,
+    info: &TsmInfo,
+    imsic: bool,
+) {
+    let name = if imsic {
+        "tvm_imsic_ipi_roundtrip"
+    } else {
+        "tvm_sbi_ipi_roundtrip"
+    };
     const ITERS: u64 = 1000;
     let boot = boot_slot(p);
     let Some(sec) = (0..p.nharts).find(|&i| i != boot && live[i]) else {
-        println!("bench: note: tvm_sbi_ipi_roundtrip: needs a second live hart");
+        println!("bench: note: {name}: needs a second live hart");
         return;
     };
     if info.tvm_max_vcpus < 2 {
-        println!("bench: note: tvm_sbi_ipi_roundtrip: the TSM allows one vCPU per TVM");
+        println!("bench: note: {name}: the TSM allows one vCPU per TVM");
         return;
     }
     let mark = pool.mark();
     let pages = (GUESTVM.len() as u64).div_ceil(PAGE);
-    let arg = proto::ARG_BENCH_IPI | proto::ARG_HAS_VCPU1 | (ITERS << proto::ARG_ITERS_SHIFT);
-    let Some((id, ar, _, mut host)) = guest_tvm(p, live, pool, info, pages, arg, 2) else {
-        println!("bench: note: tvm_sbi_ipi_roundtrip: building the TVM failed");
+    let mut arg = proto::ARG_BENCH_IPI | proto::ARG_HAS_VCPU1 | (ITERS << proto::ARG_ITERS_SHIFT);
+    // IMSIC: each vCPU bound to guest file 2 of the hart that runs it.
+    let files = if imsic {
+        arg |= proto::ARG_COVI;
+        match super::bench_covi::convert_files(p, live, boot, sec) {
+            Some(f) => Some(f),
+            None => {
+                println!("bench: note: {name}: converting the guest files failed");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let reclaim = |files: Option<[u64; 3]>| {
+        if let Some(f) = files {
+            super::bench_covi::reclaim_files(p, &f);
+        }
+    };
+    let Some((id, ar, _, mut host)) = guest_tvm(
+        p,
+        live,
+        pool,
+        info,
+        pages,
+        GuestOpts {
+            arg,
+            vcpus: 2,
+            aia: imsic,
+        },
+    ) else {
+        println!("bench: note: {name}: building the TVM failed");
+        reclaim(files);
         pool.reset(mark);
         return;
     };
+    if imsic && !super::bench_covi::bind_both(p, id, boot, sec) {
+        println!("bench: note: {name}: binding the vCPUs failed");
+        release(id, &ar);
+        reclaim(files);
+        pool.reset(mark);
+        return;
+    }
     let mut req = IpiRun {
         id,
         slot: sec,
@@ -495,33 +584,37 @@ fn ipi_roundtrip(p: &Platform, live: &[bool; MAX_HARTS], pool: &mut Pool, info: 
                 .store(true, core::sync::atomic::Ordering::Release);
             let _ = crate::sbi::send_ipi(1, p.harts[sec]);
             if crate::harts::wait_ack(&crate::harts::SLOTS[sec], seq, p.ms(2000)).is_none() {
-                println!("bench: note: tvm_sbi_ipi_roundtrip: vCPU 1 does not come back");
+                println!("bench: note: {name}: vCPU 1 does not come back");
             }
         }
     }
     if let Some(m) = note {
-        println!("bench: note: tvm_sbi_ipi_roundtrip: {m}");
+        println!("bench: note: {name}: {m}");
     }
     match result {
         Some((ticks, n, 0)) if n > 0 && p.timebase > 0 => {
             // ns per round trip (= instructions under -icount shift=0).
             let ns = ticks as u128 * 1_000_000_000 / p.timebase as u128 / n as u128;
-            println!("bench: tvm_sbi_ipi_roundtrip {ns} instructions");
+            println!("bench: {name} {ns} instructions");
             // SAFETY: the secondary acked (or never ran): `req` is ours.
             let runs = unsafe { (*reqp).runs };
             if exits_in_loop > 1 || runs > 1 {
                 println!(
-                    "bench: note: tvm_sbi_ipi_roundtrip: exits during the loop: vCPU 0 {}, vCPU 1 {}",
+                    "bench: note: {name}: exits during the loop: vCPU 0 {}, vCPU 1 {}",
                     exits_in_loop.saturating_sub(1),
                     runs.saturating_sub(1)
                 );
             }
         }
-        Some((_, n, bad)) => println!(
-            "bench: note: tvm_sbi_ipi_roundtrip: guestvm reported {n} round trips, {bad} failed calls"
-        ),
-        None => println!("bench: note: tvm_sbi_ipi_roundtrip: no result from guestvm"),
+        Some((_, n, bad)) => {
+            println!("bench: note: {name}: guestvm reported {n} round trips, {bad} failed calls")
+        }
+        None => println!("bench: note: {name}: no result from guestvm"),
+    }
+    if imsic {
+        super::bench_covi::inject_and_rebind(p, id, sec);
     }
     release(id, &ar);
+    reclaim(files);
     pool.reset(mark);
 }

@@ -9,6 +9,7 @@
 //! randomized mode is `crate::fuzz`, the attack group `crate::attack`.
 
 pub mod bench;
+pub mod bench_covi;
 pub mod calls;
 pub mod ctx;
 pub mod harts;
