@@ -179,6 +179,39 @@ fn test_wake() -> TestResult {
     Ok(())
 }
 
+/// The host moves this running vCPU to another hart's file and injects
+/// one interrupt before the old file is cloned and one after: both are in
+/// the new file, and the IMSIC page leads there.
+fn test_rebind() -> TestResult {
+    for id in [COVI_ALLOWED_ID, COVI_DENIED_ID] {
+        let r = covg(COVG_ALLOW_EXT, id, 0);
+        ensure!(r.error == 0, "allow({id}): error {}", r.error);
+    }
+    let r = gvm(FID_COVI_REBIND, 0);
+    if r.error == ERR_NOT_SUPPORTED {
+        println!("guestvm: one hart: the rebind is not tested");
+        return Ok(());
+    }
+    ensure!(r.error == 0, "rebind not served: error {}", r.error);
+    ensure!(
+        r.value == 0,
+        "the host's rebind failed: error {}",
+        r.value as i64
+    );
+    let (a, b) = (claim(), claim());
+    ensure!(
+        a == COVI_ALLOWED_ID && b == COVI_DENIED_ID,
+        "after the move the file gave {a} and {b}, want {COVI_ALLOWED_ID} and {COVI_DENIED_ID}"
+    );
+    ensure!(claim() == 0, "more pending after the move");
+    send(IMSIC_GPA, COVI_SELF_ID);
+    let got = claim();
+    ensure!(got == COVI_SELF_ID, "a self IPI after the move gave {got}");
+    let r = covg(COVG_DENY_EXT, u64::MAX, 0);
+    ensure!(r.error == 0, "deny(all): error {}", r.error);
+    Ok(())
+}
+
 // ---- the IMSIC ping-pong of the `tvm_imsic_ipi_roundtrip` bench ----------
 
 /// The id the bench's vCPUs send each other.
@@ -223,4 +256,5 @@ pub fn run(t: &mut Tally, arg: u64) {
         run_test(t, "covi_unbound_vcpu", test_unbound_vcpu);
         run_test(t, "covi_wake", test_wake);
     }
+    run_test(t, "covi_rebind", test_rebind);
 }

@@ -119,6 +119,13 @@ pub const FID_COVI_BIND_VCPU1: u64 = 6;
 /// so, else what it saw (`mask << 32 | msi`).
 pub const FID_COVI_WAKE_CHECK: u64 = 7;
 pub const COVI_WAKE_ID: u64 = 11;
+/// COVI: the host moves vCPU 0 (running, bound to a file of the boot hart)
+/// to a file of another hart: rebind_begin there, inject
+/// `COVI_ALLOWED_ID`, tvm_fence, rebind_clone here, inject `COVI_DENIED_ID`
+/// (which the guest allowed by then), rebind_end there; vCPU 0 runs there
+/// from now on. value = 0, or the first failing call's error; error
+/// NOT_SUPPORTED with one hart.
+pub const FID_COVI_REBIND: u64 = 8;
 /// The id the host asks Salus to send its own file on a wake.
 pub const COVI_HOST_WAKE_MSI: u64 = 40;
 

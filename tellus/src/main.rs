@@ -31,6 +31,11 @@ use sbi_abi::srst;
 use platform::Platform;
 
 static PLATFORM: spin::Once<Platform> = spin::Once::new();
+
+/// The machine, once parsed (for code far from `tellus_main`'s `&Platform`).
+pub fn the_platform() -> Option<&'static Platform> {
+    PLATFORM.get()
+}
 static PASSED: AtomicU32 = AtomicU32::new(0);
 static FAILED: AtomicU32 = AtomicU32::new(0);
 /// Name of the running test, for failures reported from trap/panic paths.

@@ -13,7 +13,6 @@ use cove_abi::covh::cap;
 use cove_abi::covi::CoviFunction as F;
 use cove_abi::TsmInfo;
 
-use super::ctx::{covi_on, covi_params, guest_file_addr, write_aia_params};
 use super::*;
 use crate::arch;
 use crate::platform::{Platform, MAX_HARTS};

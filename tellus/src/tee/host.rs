@@ -11,6 +11,7 @@ use cove_abi::{nacl, EID_COVG};
 use sbi_abi::SbiRet;
 
 use super::calls::*;
+use super::covi_host::covi_on;
 use super::harts::{boot_slot, run_on, take_interrupts};
 use super::nacl::{
     nacl_console_byte, nacl_csr, nacl_ecall_args, nacl_gpr, nacl_set_gpr, nacl_setup_here,
@@ -77,6 +78,10 @@ pub struct TvmHost {
     /// COVI: the guest file (hgeie mask) vCPU 1 is bound to when guestvm
     /// asks (`FID_COVI_BIND_VCPU1`); 0: no COVI.
     pub covi_vcpu1_mask: u64,
+    /// COVI: where `FID_COVI_REBIND` moves vCPU 0 (hart slot, file mask).
+    pub covi_rebind_to: Option<(usize, u64)>,
+    /// Run vCPU 0 on this hart slot only (it is bound there).
+    pub pin: Option<usize>,
 }
 
 static REGCHECK: spin::Mutex<RegCheck> = spin::Mutex::new(RegCheck {
@@ -136,6 +141,8 @@ impl TvmHost {
             regcheck_done: false,
             regcheck_fail: None,
             covi_vcpu1_mask: 0,
+            covi_rebind_to: None,
+            pin: None,
         }
     }
 
@@ -280,6 +287,26 @@ impl TvmHost {
                     // while it was not running): vCPU 1's must be there.
                     let ok = mask & self.covi_vcpu1_mask != 0 && msi == proto::COVI_HOST_WAKE_MSI;
                     Ok((OK, if ok { 0 } else { mask << 32 | msi }))
+                }
+                proto::FID_COVI_REBIND => {
+                    let (Some((to, mask)), Some(p)) = (self.covi_rebind_to, crate::the_platform())
+                    else {
+                        return Ok((ERR_NOT_SUPPORTED, 0));
+                    };
+                    let id = self.id;
+                    let steps = [
+                        covi_on(p, to, CoviFunction::RebindAiaImsicBegin, [id, 0, mask]),
+                        covi_call(CoviFunction::InjectTvmCpu, id, 0, proto::COVI_ALLOWED_ID),
+                        tvm_fence(id).error,
+                        covi_call(CoviFunction::RebindAiaImsicClone, id, 0, 0),
+                        covi_call(CoviFunction::InjectTvmCpu, id, 0, proto::COVI_DENIED_ID),
+                        covi_on(p, to, CoviFunction::RebindAiaImsicEnd, [id, 0, 0]),
+                    ];
+                    let bad = steps.iter().copied().find(|&e| e != OK).unwrap_or(OK);
+                    if bad == OK {
+                        self.pin = Some(to);
+                    }
+                    Ok((OK, bad as u64))
                 }
                 proto::FID_COVI_BIND_VCPU1 if self.covi_vcpu1_mask != 0 => {
                     let m = self.covi_vcpu1_mask;
@@ -529,7 +556,7 @@ impl TvmHost {
         let boot = boot_slot(p);
         let mut k = 0;
         loop {
-            let slot = slots[k % slots.len()];
+            let slot = self.pin.unwrap_or(slots[k % slots.len()]);
             k += 1;
             let x = if self.regcheck && slot == boot {
                 self.regcheck = false;

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod bench_covi;
 pub mod calls;
+pub mod covi_host;
 pub mod ctx;
 pub mod harts;
 pub mod host;
@@ -24,6 +25,7 @@ pub mod tests;
 pub mod proto;
 
 pub use calls::*;
+pub use covi_host::*;
 pub use harts::*;
 pub use host::*;
 pub use nacl::*;

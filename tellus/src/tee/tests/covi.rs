@@ -365,6 +365,22 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     crate::arch::imsic_write(0x70, 1);
     crate::arch::imsic_write(0x72, 0);
     crate::arch::imsic_write(0xC0, 1 << proto::COVI_HOST_WAKE_MSI);
+    // guestvm's covi_rebind moves the running vCPU 0 to file 2 of another
+    // hart; vCPU 1 later moves to its file 3.
+    let sec_files = other.map(|s| (s, guest_file_addr(p, s, 2), guest_file_addr(p, s, 3)));
+    if let Some((s, fs2, fs3)) = sec_files {
+        for f in [fs2, fs3] {
+            check!(
+                t,
+                covi_call(F::ConvertAiaImsic, f, 0, 0) == OK,
+                "convert {f:#x} of slot {s}"
+            );
+        }
+        if let Err((what, e)) = fence_all(p, &cx.live) {
+            check!(t, false, "{what}: {e}");
+        }
+        host.covi_rebind_to = Some((s, 1 << 2));
+    }
     host.echo = true;
     match host.run(p, 0, &[boot], 100_000) {
         Stop::Shutdown(r) => check!(t, r == 0, "guestvm (COVI) shut down with reason {r}"),
@@ -383,7 +399,7 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         crate::arch::imsic_claim() == 0,
         "an interrupt left in tellus's own file"
     );
-    let want = if two { 7 } else { 5 };
+    let want = if two { 8 } else { 6 };
     check!(
         t,
         host.guest_passed >= want && host.guest_failed == 0,
@@ -392,27 +408,40 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         host.guest_failed
     );
 
-    // Unbind vCPU 0: the mapping goes at begin, the state at end (after a
-    // TVM fence).
+    // Unbind vCPU 0 (where covi_rebind left it): the mapping goes at
+    // begin, the state at end (after a TVM fence), both on its hart.
+    let v0 = host.pin.unwrap_or(boot);
     check!(
         t,
-        covi_call(F::UnbindAiaImsicBegin, id, 0, 0) == OK,
+        sec_files.is_none() || v0 != boot,
+        "covi_rebind did not move vCPU 0"
+    );
+    if v0 != boot {
+        check!(
+            t,
+            covi_call(F::UnbindAiaImsicBegin, id, 0, 0) == ERR_INVALID_PARAM,
+            "unbind_begin away from the bound hart"
+        );
+    }
+    check!(
+        t,
+        covi_on(p, v0, F::UnbindAiaImsicBegin, [id, 0, 0]) == OK,
         "unbind_begin"
     );
     check!(
         t,
-        covi_call(F::UnbindAiaImsicBegin, id, 0, 0) == ERR_INVALID_PARAM,
+        covi_on(p, v0, F::UnbindAiaImsicBegin, [id, 0, 0]) == ERR_INVALID_PARAM,
         "unbind_begin twice"
     );
     check!(
         t,
-        covi_call(F::UnbindAiaImsicEnd, id, 0, 0) == ERR_INVALID_PARAM,
+        covi_on(p, v0, F::UnbindAiaImsicEnd, [id, 0, 0]) == ERR_INVALID_PARAM,
         "unbind_end before the TVM fence"
     );
     check_err!(t, tvm_fence(id), OK, "tvm_fence");
     check!(
         t,
-        covi_call(F::UnbindAiaImsicEnd, id, 0, 0) == OK,
+        covi_on(p, v0, F::UnbindAiaImsicEnd, [id, 0, 0]) == OK,
         "unbind_end"
     );
     check!(
@@ -421,20 +450,16 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         "run of an unbound vCPU of an AIA TVM"
     );
 
-    // Rebind vCPU 1 (bound to file 3 here) to file 2 of another hart.
-    if let (true, Some(s)) = (two, other) {
-        let fs = guest_file_addr(p, s, 2);
+    // Rebind vCPU 1 (bound to file 3 here) to file 3 of the other hart.
+    if let Some((s, fs2, fs)) = sec_files.filter(|_| two) {
         check!(
             t,
-            covi_call(F::ConvertAiaImsic, fs, 0, 0) == OK,
-            "convert file 2 of slot {s}"
+            covi_on(p, s, F::RebindAiaImsicBegin, [id, 1, 1 << 9]) == ERR_INVALID_PARAM,
+            "rebind_begin to a file the hart does not have"
         );
-        if let Err((what, e)) = fence_all(p, &cx.live) {
-            check!(t, false, "{what}: {e}");
-        }
         check!(
             t,
-            covi_on(p, s, F::RebindAiaImsicBegin, [id, 1, 1 << 2]) == OK,
+            covi_on(p, s, F::RebindAiaImsicBegin, [id, 1, 1 << 3]) == OK,
             "rebind_begin on slot {s}"
         );
         check!(
@@ -485,13 +510,24 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
             "convert it again"
         );
         check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
-        check!(
-            t,
-            covi_call(F::ReclaimTvmAiaImsic, fs, 0, 0) == OK,
-            "reclaim slot {s}'s file after destroy"
-        );
+        for f in [fs, fs2] {
+            check!(
+                t,
+                covi_call(F::ReclaimTvmAiaImsic, f, 0, 0) == OK,
+                "reclaim slot {s}'s file {f:#x} after destroy"
+            );
+        }
     } else {
         check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
+        if let Some((_, fs2, fs3)) = sec_files {
+            for f in [fs2, fs3] {
+                check!(
+                    t,
+                    covi_call(F::ReclaimTvmAiaImsic, f, 0, 0) == OK,
+                    "reclaim {f:#x}"
+                );
+            }
+        }
     }
     check!(
         t,
