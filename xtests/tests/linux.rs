@@ -194,6 +194,23 @@ fn linux_two_harts_disk_net_ssh_iommu() {
         })
         .unwrap_or_else(|e| panic!("the blocked DMA was not reported: {e}"));
     assert!(fault.contains("iova 0x802000"), "{fault}");
+    // COVI (issue 15): a device write (DMA or an MSI: the same store) to a
+    // guest interrupt file TVMs get (hart 0's file 2 at 0x28002000) is no
+    // MSI of the host's (the IOMMU's MSI table has only the host's file)
+    // and no host memory: it faults.
+    let msi = format!(
+        "e=/sys/bus/pci/devices/0000:{edu}; b=$(( $(head -1 $e/resource | cut -d' ' -f1) )); \
+         devmem $((b+0x80)) 64 0x40000; devmem $((b+0x88)) 64 0x28002000; \
+         devmem $((b+0x90)) 64 4; devmem $((b+0x98)) 64 3; echo sent"
+    );
+    let out = vm.ssh(&msi, 3, SSH).unwrap_or_default();
+    assert!(out.contains("sent"), "edu write script failed: {out}\n{}", ctx(&vm));
+    let fault = vm
+        .wait_for("IOMMU fault on the guest file", Duration::from_secs(60), |l| {
+            l.starts_with("salus: iommu: fault cause") && l.contains("iova 0x28002000")
+        })
+        .unwrap_or_else(|e| panic!("a device write to a TVM guest file was not blocked: {e}\n{}", ctx(&vm)));
+    assert!(fault.contains(&format!("device {edu}")), "{fault}");
     // The host survived.
     let alive = vm.ssh("echo alive", 5, SSH).unwrap_or_default();
     assert_eq!(
