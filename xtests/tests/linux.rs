@@ -204,12 +204,23 @@ fn linux_two_harts_disk_net_ssh_iommu() {
          devmem $((b+0x90)) 64 4; devmem $((b+0x98)) 64 3; echo sent"
     );
     let out = vm.ssh(&msi, 3, SSH).unwrap_or_default();
-    assert!(out.contains("sent"), "edu write script failed: {out}\n{}", ctx(&vm));
+    assert!(
+        out.contains("sent"),
+        "edu write script failed: {out}\n{}",
+        ctx(&vm)
+    );
     let fault = vm
-        .wait_for("IOMMU fault on the guest file", Duration::from_secs(60), |l| {
-            l.starts_with("salus: iommu: fault cause") && l.contains("iova 0x28002000")
-        })
-        .unwrap_or_else(|e| panic!("a device write to a TVM guest file was not blocked: {e}\n{}", ctx(&vm)));
+        .wait_for(
+            "IOMMU fault on the guest file",
+            Duration::from_secs(60),
+            |l| l.starts_with("salus: iommu: fault cause") && l.contains("iova 0x28002000"),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "a device write to a TVM guest file was not blocked: {e}\n{}",
+                ctx(&vm)
+            )
+        });
     assert!(fault.contains(&format!("device {edu}")), "{fault}");
     // The host survived.
     let alive = vm.ssh("echo alive", 5, SSH).unwrap_or_default();

@@ -17,6 +17,179 @@ fn aia_params() -> TvmAiaParams {
     covi_params(proto::IMSIC_GPA, proto::IMSIC_HART_BITS)
 }
 
+/// A guestvm TVM built up to its vCPUs (AIA and finalize are the
+/// caller's), with the pages its host needs.
+struct CoviGuest {
+    id: u64,
+    host: TvmHost,
+    arena: u64,
+    arena_pages: u64,
+    mark: Mark,
+    /// A host page for `tvm_aia_params`, and a confidential one (for the
+    /// "params in confidential memory" check).
+    aia: u64,
+    dest_img: u64,
+    /// vCPU 1 was created too.
+    two: bool,
+}
+
+impl CoviGuest {
+    fn build(t: &mut T, p: &Platform, cx: &mut Ctx, vcpus: u64) -> Option<CoviGuest> {
+        let info = cx.info;
+        let mark = cx.pool.mark();
+        let img_pages = (GUESTVM.len() as u64).div_ceil(PAGE);
+        let src_img = cx.pool.alloc(img_pages * PAGE, PAGE).unwrap();
+        // SAFETY: src_img has img_pages pages of host memory we own.
+        unsafe {
+            core::ptr::copy_nonoverlapping(GUESTVM.as_ptr(), src_img as *mut u8, GUESTVM.len())
+        };
+        let params = cx.pool.alloc(PAGE, PAGE).unwrap();
+        let aia = cx.pool.alloc(PAGE, PAGE).unwrap();
+        let shared_host = cx.pool.alloc(4 * PAGE, PAGE).unwrap();
+        let small = 8
+            + info.tvm_state_pages
+            + 2 * info.tvm_vcpu_state_pages
+            + PT_PAGES
+            + 16
+            + 64
+            + img_pages;
+        let arena_pages = small.div_ceil(512) * 512;
+        let Some(arena) = cx.pool.alloc(arena_pages * PAGE, SIZE_2M) else {
+            check!(t, false, "no room for a {arena_pages}-page arena");
+            return None;
+        };
+        // The conversion fence also completes the files' conversion.
+        if !convert(t, p, cx, arena, arena_pages) {
+            return None;
+        }
+        let mut ar = Arena::new(arena, arena_pages);
+        let pagedir = ar.take(4, 4 * PAGE);
+        let state = ar.take(info.tvm_state_pages, PAGE);
+        let vcpu0 = ar.take(info.tvm_vcpu_state_pages, PAGE);
+        let vcpu1 = ar.take(info.tvm_vcpu_state_pages, PAGE);
+        let pt = ar.take(PT_PAGES, PAGE);
+        let dest_img = ar.take(img_pages, PAGE);
+        let mut host = TvmHost::new(0);
+        for k in 0..16 {
+            host.spare_pt[k] = ar.take(1, PAGE);
+        }
+        host.spare_pt_n = 16;
+        for k in 0..64 {
+            host.zero_pages[k] = ar.take(1, PAGE);
+        }
+        host.zero_n = 64;
+        for k in 0..4 {
+            host.host_pages[k] = shared_host + k as u64 * PAGE;
+        }
+        let r = create(params, pagedir, state);
+        if !check_err!(t, r, OK, "create_tvm") {
+            reclaim_check(t, arena, arena_pages);
+            cx.pool.reset(mark);
+            return None;
+        }
+        let id = r.value;
+        host.id = id;
+        check_err!(
+            t,
+            add_memory_region(id, proto::REGION_GPA, proto::REGION_LEN),
+            OK,
+            "add_tvm_memory_region"
+        );
+        check_err!(
+            t,
+            add_pt_pages(id, pt, PT_PAGES),
+            OK,
+            "add_tvm_page_table_pages"
+        );
+        check_err!(
+            t,
+            add_measured_pages(id, src_img, dest_img, 0, img_pages, proto::IMAGE_GPA),
+            OK,
+            "add_tvm_measured_pages(image)"
+        );
+        check_err!(t, create_vcpu(id, 0, vcpu0), OK, "create_tvm_vcpu(0)");
+        let two = vcpus > 1
+            && info.tvm_max_vcpus > 1
+            && check_err!(t, create_vcpu(id, 1, vcpu1), OK, "create_tvm_vcpu(1)");
+        Some(CoviGuest {
+            id,
+            host,
+            arena,
+            arena_pages,
+            mark,
+            aia,
+            dest_img,
+            two,
+        })
+    }
+
+    /// Destroyed already: its pages back to the host.
+    fn reclaim(self, t: &mut T, cx: &mut Ctx) {
+        reclaim_check(t, self.arena, self.arena_pages);
+        cx.pool.reset(self.mark);
+    }
+}
+
+/// A new TVM's vCPU 0 bound to `file` (file 3 of hart slot `s`), which a
+/// destroyed TVM left with an interrupt pending: guestvm's covi_file finds
+/// nothing pending in it, and its other COVI tests pass there.
+fn second_owner(t: &mut T, p: &Platform, cx: &mut Ctx, s: usize, file: u64) {
+    check!(
+        t,
+        covi_call(F::ConvertAiaImsic, file, 0, 0) == OK,
+        "convert {file:#x} again"
+    );
+    if let Err((what, e)) = fence_all(p, &cx.live) {
+        check!(t, false, "{what}: {e}");
+    }
+    let Some(mut g) = CoviGuest::build(t, p, cx, 1) else {
+        return;
+    };
+    let id = g.id;
+    write_aia_params(g.aia, &aia_params());
+    let ok = check!(
+        t,
+        covi_call(F::InitTvmAia, id, g.aia, 32) == OK,
+        "second owner: init_tvm_aia"
+    ) && check!(
+        t,
+        covi_call(F::SetTvmAiaCpuImsicAddr, id, 0, proto::IMSIC_GPA) == OK,
+        "second owner: set_cpu_imsic_addr"
+    ) && check!(
+        t,
+        covi_on(p, s, F::BindAiaImsic, [id, 0, 1 << 3]) == OK,
+        "second owner: bind to the file left dirty"
+    ) && check_err!(
+        t,
+        finalize_tvm(id, proto::IMAGE_GPA, proto::ARG_COVI, 0),
+        OK,
+        "second owner: finalize_tvm"
+    );
+    if ok {
+        g.host.pin = Some(s);
+        match g.host.run(p, 0, &[s], 100_000) {
+            Stop::Shutdown(r) => {
+                check!(t, r == 0, "second owner: guestvm shut down with reason {r}")
+            }
+            Stop::Error(m) => check!(t, false, "second owner: guestvm run: {m}"),
+        };
+        check!(
+            t,
+            g.host.guest_passed >= 6 && g.host.guest_failed == 0,
+            "second owner: {} passed, {} failed",
+            g.host.guest_passed,
+            g.host.guest_failed
+        );
+    }
+    check_err!(t, destroy_tvm(id), OK, "second owner: destroy_tvm");
+    check!(
+        t,
+        covi_call(F::ReclaimTvmAiaImsic, file, 0, 0) == OK,
+        "second owner: reclaim {file:#x}"
+    );
+    g.reclaim(t, cx);
+}
+
 pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let info = cx.info;
     if info.tsm_capabilities & (1 << cap::AIA) == 0 || p.imsic == 0 {
@@ -78,74 +251,10 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         "inject into no TVM"
     );
 
-    let mark = cx.pool.mark();
-    let img_pages = (GUESTVM.len() as u64).div_ceil(PAGE);
-    let src_img = cx.pool.alloc(img_pages * PAGE, PAGE).unwrap();
-    // SAFETY: src_img has img_pages pages of host memory we own.
-    unsafe { core::ptr::copy_nonoverlapping(GUESTVM.as_ptr(), src_img as *mut u8, GUESTVM.len()) };
-    let params = cx.pool.alloc(PAGE, PAGE).unwrap();
-    let aia = cx.pool.alloc(PAGE, PAGE).unwrap();
-    let shared_host = cx.pool.alloc(4 * PAGE, PAGE).unwrap();
-    let small =
-        8 + info.tvm_state_pages + 2 * info.tvm_vcpu_state_pages + PT_PAGES + 16 + 64 + img_pages;
-    let arena_pages = small.div_ceil(512) * 512;
-    let Some(arena) = cx.pool.alloc(arena_pages * PAGE, SIZE_2M) else {
-        check!(t, false, "no room for a {arena_pages}-page arena");
+    let Some(mut g) = CoviGuest::build(t, p, cx, 2) else {
         return;
     };
-    // The conversion fence also completes the files' conversion.
-    if !convert(t, p, cx, arena, arena_pages) {
-        return;
-    }
-    let mut ar = Arena::new(arena, arena_pages);
-    let pagedir = ar.take(4, 4 * PAGE);
-    let state = ar.take(info.tvm_state_pages, PAGE);
-    let vcpu0 = ar.take(info.tvm_vcpu_state_pages, PAGE);
-    let vcpu1 = ar.take(info.tvm_vcpu_state_pages, PAGE);
-    let pt = ar.take(PT_PAGES, PAGE);
-    let dest_img = ar.take(img_pages, PAGE);
-    let mut host = TvmHost::new(0);
-    for k in 0..16 {
-        host.spare_pt[k] = ar.take(1, PAGE);
-    }
-    host.spare_pt_n = 16;
-    for k in 0..64 {
-        host.zero_pages[k] = ar.take(1, PAGE);
-    }
-    host.zero_n = 64;
-    for k in 0..4 {
-        host.host_pages[k] = shared_host + k as u64 * PAGE;
-    }
-    let r = create(params, pagedir, state);
-    if !check_err!(t, r, OK, "create_tvm") {
-        reclaim_check(t, arena, arena_pages);
-        cx.pool.reset(mark);
-        return;
-    }
-    let id = r.value;
-    host.id = id;
-    check_err!(
-        t,
-        add_memory_region(id, proto::REGION_GPA, proto::REGION_LEN),
-        OK,
-        "add_tvm_memory_region"
-    );
-    check_err!(
-        t,
-        add_pt_pages(id, pt, PT_PAGES),
-        OK,
-        "add_tvm_page_table_pages"
-    );
-    check_err!(
-        t,
-        add_measured_pages(id, src_img, dest_img, 0, img_pages, proto::IMAGE_GPA),
-        OK,
-        "add_tvm_measured_pages(image)"
-    );
-    check_err!(t, create_vcpu(id, 0, vcpu0), OK, "create_tvm_vcpu(0)");
-    let two = info.tvm_max_vcpus > 1
-        && check_err!(t, create_vcpu(id, 1, vcpu1), OK, "create_tvm_vcpu(1)");
-
+    let (id, aia, dest_img, two) = (g.id, g.aia, g.dest_img, g.two);
     // init_tvm_aia and its errors.
     let good = aia_params();
     check!(
@@ -309,7 +418,7 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let mut arg = proto::ARG_COVI;
     if two {
         arg |= proto::ARG_HAS_VCPU1;
-        host.covi_vcpu1_mask = 1 << 3;
+        g.host.covi_vcpu1_mask = 1 << 3;
     }
     if !check_err!(
         t,
@@ -318,8 +427,7 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         "finalize_tvm"
     ) {
         check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
-        reclaim_check(t, arena, arena_pages);
-        cx.pool.reset(mark);
+        g.reclaim(t, cx);
         return;
     }
     check!(
@@ -379,10 +487,10 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         if let Err((what, e)) = fence_all(p, &cx.live) {
             check!(t, false, "{what}: {e}");
         }
-        host.covi_rebind_to = Some((s, 1 << 2));
+        g.host.covi_rebind_to = Some((s, 1 << 2));
     }
-    host.echo = true;
-    match host.run(p, 0, &[boot], 100_000) {
+    g.host.echo = true;
+    match g.host.run(p, 0, &[boot], 100_000) {
         Stop::Shutdown(r) => check!(t, r == 0, "guestvm (COVI) shut down with reason {r}"),
         Stop::Error(m) => check!(t, false, "guestvm (COVI) run: {m}"),
     };
@@ -402,15 +510,15 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
     let want = if two { 8 } else { 6 };
     check!(
         t,
-        host.guest_passed >= want && host.guest_failed == 0,
+        g.host.guest_passed >= want && g.host.guest_failed == 0,
         "guestvm COVI tests: {} passed, {} failed",
-        host.guest_passed,
-        host.guest_failed
+        g.host.guest_passed,
+        g.host.guest_failed
     );
 
     // Unbind vCPU 0 (where covi_rebind left it): the mapping goes at
     // begin, the state at end (after a TVM fence), both on its hart.
-    let v0 = host.pin.unwrap_or(boot);
+    let v0 = g.host.pin.unwrap_or(boot);
     check!(
         t,
         sec_files.is_none() || v0 != boot,
@@ -517,6 +625,9 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
                 "reclaim slot {s}'s file {f:#x} after destroy"
             );
         }
+        // vCPU 1 died with an interrupt pending (covi_wake's) in `fs`: the
+        // next owner must find the file empty.
+        second_owner(t, p, cx, s, fs);
     } else {
         check_err!(t, destroy_tvm(id), OK, "destroy_tvm");
         if let Some((_, fs2, fs3)) = sec_files {
@@ -546,11 +657,11 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
             "reclaim {f:#x} twice"
         );
     }
-    reclaim_check(t, arena, arena_pages);
-    cx.pool.reset(mark);
+    let (passed, failed, exits) = (g.host.guest_passed, g.host.guest_failed, g.host.exits);
+    g.reclaim(t, cx);
     t.note(format_args!(
         "{} guest tests, {} exits",
-        host.guest_passed + host.guest_failed,
-        host.exits
+        passed + failed,
+        exits
     ));
 }
