@@ -183,6 +183,8 @@ fn test_wake() -> TestResult {
 /// one interrupt before the old file is cloned and one after: both are in
 /// the new file, and the IMSIC page leads there.
 fn test_rebind() -> TestResult {
+    // Allowed whether or not the host can move us (with one hart it says
+    // NOT_SUPPORTED): the host checks the per-vCPU policy after the run.
     for id in [COVI_ALLOWED_ID, COVI_DENIED_ID] {
         let r = covg(COVG_ALLOW_EXT, id, 0);
         ensure!(r.error == 0, "allow({id}): error {}", r.error);
@@ -207,8 +209,8 @@ fn test_rebind() -> TestResult {
     send(IMSIC_GPA, COVI_SELF_ID);
     let got = claim();
     ensure!(got == COVI_SELF_ID, "a self IPI after the move gave {got}");
-    let r = covg(COVG_DENY_EXT, u64::MAX, 0);
-    ensure!(r.error == 0, "deny(all): error {}", r.error);
+    // Both ids stay allowed for this vCPU (not vCPU 1): the host checks
+    // that the policy is per vCPU after the run.
     Ok(())
 }
 

@@ -508,6 +508,20 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         "an interrupt left in tellus's own file"
     );
     let want = if two { 8 } else { 6 };
+    // The allow set is per vCPU: vCPU 0 allowed COVI_ALLOWED_ID (covi_rebind
+    // leaves it so), vCPU 1 never allowed anything.
+    check!(
+        t,
+        covi_call(F::InjectTvmCpu, id, 0, proto::COVI_ALLOWED_ID) == OK,
+        "inject an id vCPU 0 allowed"
+    );
+    if two {
+        check!(
+            t,
+            covi_call(F::InjectTvmCpu, id, 1, proto::COVI_ALLOWED_ID) == ERR_INVALID_PARAM,
+            "inject into vCPU 1 an id only vCPU 0 allowed"
+        );
+    }
     check!(
         t,
         g.host.guest_passed >= want && g.host.guest_failed == 0,
