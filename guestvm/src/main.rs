@@ -425,6 +425,7 @@ macro_rules! ensure {
 
 type TestResult = Result<(), Reason>;
 
+mod attest;
 mod covi;
 
 struct Tally {
@@ -827,6 +828,7 @@ extern "C" fn guestvm_main(vcpu: u64, arg: u64) -> ! {
     run_test(&mut t, "tsm_sbi", test_tsm_sbi);
     run_test(&mut t, "unmapped_gpa", test_unmapped_gpa);
     run_test(&mut t, "s_mode_insns", || test_s_mode_insns(arg));
+    attest::run(&mut t, arg);
     if arg & ARG_HAS_VCPU1 != 0 {
         run_test(&mut t, "secondary_vcpu", test_secondary_vcpu);
     }

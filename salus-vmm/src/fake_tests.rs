@@ -149,6 +149,13 @@ fn guestvm_run_end_to_end() {
     assert_eq!(exit_status(&r.end), 0);
     let w = world.lock().unwrap();
     let lines = cap.lines();
+    // Register 1 as the TSM computes it: guestvm's region, 2 vCPUs.
+    let mut config = measurement::Measurement::new(measurement::Backend::Portable);
+    config.extend_config(
+        [(crate::protocol::REGION_GPA, crate::protocol::REGION_LEN)].into_iter(),
+        2,
+        None,
+    );
     assert_eq!(
         lines,
         vec![
@@ -156,6 +163,7 @@ fn guestvm_run_end_to_end() {
                 "salus-vmm: initial measurement {}",
                 hex(w.measurement.value())
             ),
+            format!("salus-vmm: configuration register {}", hex(config.value())),
             "TEST: guestvm:console".into(),
             "PASS: guestvm:console".into(),
             "!".into(),

@@ -64,6 +64,11 @@ pub fn launch<T: Tsm>(
         "salus-vmm: initial measurement {}",
         hex(&built.measurement)
     );
+    let _ = writeln!(
+        out,
+        "salus-vmm: configuration register {}",
+        hex(&built.config)
+    );
     let _ = out.flush();
     if args.verbose {
         eprintln!(

@@ -260,7 +260,10 @@ pub fn zero_2m_blocks(region: Range, loads: &[Load]) -> Vec<u64> {
 /// What `build` made.
 pub struct Built {
     pub tvm_id: u64,
+    /// Register 0: the measured pages, entry and argument.
     pub measurement: [u8; 48],
+    /// Register 1: the configuration (the region, the vCPUs; no AIA).
+    pub config: [u8; 48],
     pub entry_arg: u64,
     pub has_2m: bool,
 }
@@ -344,6 +347,15 @@ pub fn build<T: Tsm>(
     Ok(Built {
         tvm_id,
         measurement: *m.value(),
+        config: {
+            let mut c = Measurement::new(Backend::Portable);
+            c.extend_config(
+                [(plan.region.gpa, plan.region.len)].into_iter(),
+                plan.vcpus,
+                None,
+            );
+            *c.value()
+        },
         entry_arg: arg,
         has_2m,
     })

@@ -19,9 +19,15 @@
 //!    identity are not measured.
 //! 6. COVG `extend_measurement` on a runtime register: one extend with the
 //!    48-byte digest supplied by the guest.
+//! 7. The TVM configuration register ([`TVM_CONFIG_INDEX`]), computed at
+//!    `finalize_tvm` from the TVM's final configuration: one extend per
+//!    confidential memory region in increasing GPA order with
+//!    [`region_data`], then one with [`vcpus_data`] (vCPUs created), then
+//!    one with [`aia_data`] if COVI `init_tvm_aia` configured the TVM.
 //!
 //! Register map reported by `get_attcaps`: index [`TVM_INITIAL_INDEX`] is
-//! the initial (static) TVM measurement above; indices
+//! the initial (static) TVM measurement above, [`TVM_CONFIG_INDEX`] the
+//! configuration register; indices
 //! [`RUNTIME_FIRST_INDEX`]..=[`RUNTIME_LAST_INDEX`] are runtime registers.
 
 use crate::covg::HashAlgorithm;
@@ -42,13 +48,15 @@ pub const PAGE_EXTEND_LEN: usize = PAGE_GPA_LEN + MEASURED_PAGE_SIZE;
 pub const FINALIZE_EXTEND_LEN: usize = 16;
 
 /// Number of initial registers Salus implements.
-pub const INITIAL_REGISTERS: u8 = 1;
+pub const INITIAL_REGISTERS: u8 = 2;
 /// Number of runtime registers Salus implements.
 pub const RUNTIME_REGISTERS: u8 = 4;
 /// Index of the TVM initial measurement register.
 pub const TVM_INITIAL_INDEX: u64 = 0;
+/// Index of the TVM configuration register (rule 7).
+pub const TVM_CONFIG_INDEX: u64 = 1;
 /// First runtime register index.
-pub const RUNTIME_FIRST_INDEX: u64 = 1;
+pub const RUNTIME_FIRST_INDEX: u64 = 2;
 /// Last runtime register index.
 pub const RUNTIME_LAST_INDEX: u64 = RUNTIME_FIRST_INDEX + RUNTIME_REGISTERS as u64 - 1;
 
@@ -71,6 +79,56 @@ pub const fn finalize_data(entry_sepc: u64, entry_arg: u64) -> [u8; FINALIZE_EXT
     out
 }
 
+/// Rule 7: one confidential memory region.
+pub const fn region_data(gpa: u64, len: u64) -> [u8; 22] {
+    let mut out = [0u8; 22];
+    let tag = *b"region";
+    let (g, l) = (gpa.to_le_bytes(), len.to_le_bytes());
+    let mut i = 0;
+    while i < 6 {
+        out[i] = tag[i];
+        i += 1;
+    }
+    i = 0;
+    while i < 8 {
+        out[6 + i] = g[i];
+        out[14 + i] = l[i];
+        i += 1;
+    }
+    out
+}
+
+/// Rule 7: the number of vCPUs.
+pub const fn vcpus_data(count: u64) -> [u8; 13] {
+    let mut out = [0u8; 13];
+    let tag = *b"vcpus";
+    let c = count.to_le_bytes();
+    let mut i = 0;
+    while i < 5 {
+        out[i] = tag[i];
+        i += 1;
+    }
+    i = 0;
+    while i < 8 {
+        out[5 + i] = c[i];
+        i += 1;
+    }
+    out
+}
+
+/// Rule 7: the TVM's AIA parameters (`tvm_aia_params` as passed).
+pub fn aia_data(params: &crate::covi::TvmAiaParams) -> [u8; 35] {
+    let mut out = [0u8; 35];
+    out[..3].copy_from_slice(b"aia");
+    out[3..].copy_from_slice(&params.to_bytes());
+    out
+}
+
+/// Whether `index` names any register `get_attcaps` reports.
+pub const fn is_index(index: u64) -> bool {
+    index <= RUNTIME_LAST_INDEX
+}
+
 /// Whether `index` names a runtime (guest-extendable) register.
 pub const fn is_runtime_index(index: u64) -> bool {
     index >= RUNTIME_FIRST_INDEX && index <= RUNTIME_LAST_INDEX
@@ -86,8 +144,17 @@ mod tests {
         let f = finalize_data(0x1122, 0x3344);
         assert_eq!(&f[..2], &[0x22, 0x11]);
         assert_eq!(&f[8..10], &[0x44, 0x33]);
-        assert!(!is_runtime_index(TVM_INITIAL_INDEX));
-        assert!(is_runtime_index(1) && is_runtime_index(4) && !is_runtime_index(5));
+        assert!(!is_runtime_index(TVM_INITIAL_INDEX) && !is_runtime_index(TVM_CONFIG_INDEX));
+        assert!(is_runtime_index(2) && is_runtime_index(5) && !is_runtime_index(6));
+        assert!(is_index(0) && is_index(5) && !is_index(6) && !is_index(u64::MAX));
+        let r = region_data(0x8000_0000, 0x80_0000);
+        assert_eq!(&r[..6], b"region");
+        assert_eq!(&r[6..14], &0x8000_0000u64.to_le_bytes());
+        assert_eq!(&r[14..], &0x80_0000u64.to_le_bytes());
+        let v = vcpus_data(2);
+        assert_eq!((&v[..5], v[5], v[6]), (&b"vcpus"[..], 2, 0));
+        let a = aia_data(&crate::covi::TvmAiaParams::default());
+        assert_eq!(&a[..3], b"aia");
         assert_eq!(HASH_ALGORITHM.digest_len(), REGISTER_LEN);
     }
 }

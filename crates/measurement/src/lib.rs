@@ -151,4 +151,22 @@ impl Measurement {
     pub fn extend_finalize(&mut self, entry_sepc: u64, entry_arg: u64) {
         self.extend(&rules::finalize_data(entry_sepc, entry_arg));
     }
+
+    /// The TVM configuration register (rule 7 of `cove_abi::measurement`):
+    /// `regions` (gpa, len) in increasing GPA order, the vCPU count, the AIA
+    /// parameters if any.
+    pub fn extend_config(
+        &mut self,
+        regions: impl Iterator<Item = (u64, u64)>,
+        vcpus: u64,
+        aia: Option<&cove_abi::covi::TvmAiaParams>,
+    ) {
+        for (gpa, len) in regions {
+            self.extend(&rules::region_data(gpa, len));
+        }
+        self.extend(&rules::vcpus_data(vcpus));
+        if let Some(p) = aia {
+            self.extend(&rules::aia_data(p));
+        }
+    }
 }

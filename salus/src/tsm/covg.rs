@@ -85,6 +85,11 @@ fn handle_locked(v: &VcpuState, f: CovgFunction, a: [u64; 6]) -> (CoveResult, bo
                 fence = true;
                 Ok(0)
             }
+            CovgFunction::GetAttcaps => super::attest::get_attcaps(tvm, a[0], a[1]),
+            CovgFunction::ExtendMeasurement => {
+                super::attest::extend_measurement(tvm, a[0], a[1], a[2])
+            }
+            CovgFunction::ReadMeasurement => super::attest::read_measurement(tvm, a[0], a[1], a[2]),
             CovgFunction::AllowExternalInterrupt | CovgFunction::DenyExternalInterrupt => {
                 // Per vCPU (the caller), as the spec says; COVI
                 // inject_tvm_cpu delivers only what is allowed.

@@ -23,6 +23,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod attest;
 pub mod convert;
 pub mod covg;
 pub mod covi;

@@ -99,7 +99,12 @@ pub struct Tvm {
     /// `fenced_epoch` past the epoch it started in.
     pub epoch: u64,
     pub fenced_epoch: u64,
+    /// Register 0: measured pages, then entry and argument at finalize.
     pub measurement: Measurement,
+    /// Register 1: the configuration, computed at finalize.
+    pub config: Measurement,
+    /// Registers 2..: extended by the TVM (COVG extend_measurement).
+    pub runtime: super::attest::RuntimeRegisters,
     /// An add_measured call is copying and hashing outside the TSM lock:
     /// other measured adds and finalize wait (BUSY).
     pub measuring: bool,
@@ -333,6 +338,8 @@ pub fn create_tvm(params_addr: u64, len: u64) -> CoveResult {
         epoch: 0,
         fenced_epoch: 0,
         measurement: Measurement::new(backend),
+        config: Measurement::new(backend),
+        runtime: [Measurement::new(backend); cove_abi::measurement::RUNTIME_REGISTERS as usize],
         measuring: false,
         busy: 0,
         identity: None,
@@ -373,6 +380,20 @@ pub fn finalize_tvm(id: u64, entry_sepc: u64, entry_arg: u64, identity_addr: u64
         tvm.identity = Some(ident);
     }
     tvm.measurement.extend_finalize(entry_sepc, entry_arg);
+    let vcpus = (0..MAX_VCPUS as u64)
+        .filter(|&k| tvm.vcpu(k).is_some())
+        .count() as u64;
+    let mut regions = [(0u64, 0u64); MAX_REGIONS];
+    let mut n = 0;
+    for (slot, r) in regions.iter_mut().zip(tvm.confidential.iter()) {
+        *slot = (r.start.bits(), r.len);
+        n += 1;
+    }
+    let regions = regions.get_mut(..n).unwrap_or_default();
+    regions.sort_unstable();
+    let aia = tvm.aia;
+    tvm.config
+        .extend_config(regions.iter().copied(), vcpus, aia.as_ref());
     if let Some(v) = tvm.vcpu(0) {
         // Nothing can run a vCPU of a TVM that is not runnable yet.
         v.boot(entry_sepc, entry_arg);
