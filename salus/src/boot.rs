@@ -62,11 +62,14 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         Err(e) => fatal!("memory layout: {}", e),
     };
     memory::init(layout);
-    let dtb: Vec<u8> = firmware_dtb.to_vec();
-    let info = match MachineInfo::parse(&dtb) {
+    let mut dtb: Vec<u8> = firmware_dtb.to_vec();
+    let mut info = match MachineInfo::parse(&dtb) {
         Ok(i) => i,
         Err(e) => fatal!("cannot parse the device tree: {:?}", e),
     };
+    // The copy may hold a stand-in UDS (/chosen/salus,uds): parsed, gone.
+    dtb.fill(0);
+    drop(dtb);
     if let Some(uart) = &info.uart {
         // SAFETY: the UART named by the device tree; the host never gets it
         // mapped (it is outside host RAM and not in the host's MMIO list).
@@ -233,6 +236,7 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         mimpid: sbi_call::base_value(6),
     });
     *crate::host::GSTAGE.lock() = Some(gstage);
+    attest_boot(&mut info, opts.bench);
     // COVI: each hart's guest files past the host's are for TVM vCPUs
     // (the harts are alike: the boot hart's hgeie says which exist).
     if let Some(imsic) = info.s_imsic().filter(|_| host_vgein != 0) {
@@ -290,6 +294,12 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
     {
         fatal!("no room for the host device tree at {:#x}", host_fdt_addr);
     }
+    // Nothing of the firmware's tree (a stand-in UDS among it) survives
+    // past the host's, which is written where it was.
+    phys::zero(
+        HostPhysAddr::new(fdt_addr),
+        u64::from(size).next_multiple_of(8),
+    );
     phys::copy_to(HostPhysAddr::new(host_fdt_addr), &host_dtb);
     crate::arch::set_vmid_shared(vmid_shared);
     info!(
@@ -408,6 +418,44 @@ fn probe_vmid_bits(mode: GStageMode) -> u32 {
     csr::write!(num::HGATP, 0);
     crate::arch::hfence_gvma_all();
     hw_policy::vmid_bits(got)
+}
+
+/// Salus's DICE layer (`rot`): measures Salus, derives the chain from the
+/// stand-in UDS (the tree's is zeroed), and says what it is.
+fn attest_boot(info: &mut MachineInfo, bench: bool) {
+    let i0 = csr::read!(num::INSTRET);
+    let id = crate::rot::init(info.uds.as_deref_mut(), platform::get().has_zknh);
+    let spent = csr::read!(num::INSTRET) - i0;
+    info.uds = None;
+    info!(
+        "attestation: platform key {} (UDS {}: a stand-in, NOT a hardware root of trust; evidence says debug)",
+        Hex(&id.platform_key),
+        if id.uds_from_platform {
+            "from /chosen/salus,uds"
+        } else {
+            "built in (TEST_UDS)"
+        }
+    );
+    info!(
+        "attestation: Salus measurement {}, TSM key {} ({} instructions)",
+        Hex(&id.tsm_measurement),
+        Hex(&id.tsm_key),
+        spent
+    );
+    if bench {
+        crate::console::_print(format_args!(
+            "bench: boot_attest_overhead {spent} instructions\n"
+        ));
+    }
+}
+
+/// Bytes as lowercase hex.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// Per-hart hypervisor CSRs: trap vector, delegation, counters, the host's

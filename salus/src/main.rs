@@ -21,6 +21,7 @@ mod heap;
 mod host;
 mod memory;
 mod platform;
+mod rot;
 mod stats;
 mod sync;
 mod timer;

@@ -259,6 +259,9 @@ pub struct MachineInfo {
     /// `/chosen/rng-seed`: the firmware's boot entropy, handed on to the
     /// host (Salus itself does not use it).
     pub rng_seed: Option<Vec<u8>>,
+    /// `/chosen/salus,uds`: the stand-in Unique Device Secret a platform
+    /// may hand Salus (docs/attestation.md); never given to the host.
+    pub uds: Option<Vec<u8>>,
     /// All guest-loader modules, in tree order.
     pub modules: Vec<Module>,
     /// The first `multiboot,kernel` module.

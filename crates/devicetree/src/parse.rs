@@ -234,6 +234,7 @@ impl Parser {
                     self.info.rng_seed = prop(node, "rng-seed")
                         .filter(|v| !v.is_empty())
                         .map(|v| v.to_vec());
+                    self.info.uds = prop(node, "salus,uds").map(|v| v.to_vec());
                     child_ctx = Ctx::Chosen;
                 }
                 _ => {}

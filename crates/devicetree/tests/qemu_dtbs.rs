@@ -556,6 +556,14 @@ fn rng_seed_reaches_the_host() {
         Some(&seed[..])
     );
     assert_eq!(parse(&dtb).rng_seed, Some(seed));
+    // A stand-in UDS the firmware handed Salus never reaches the host.
+    let secret = MachineInfo {
+        uds: Some(vec![0xa5; 48]),
+        ..m.clone()
+    };
+    let dtb = build_host_fdt(&secret, &config()).unwrap();
+    assert!(!dtb.windows(9).any(|w| w == b"salus,uds"));
+    assert!(!dtb.windows(48).any(|w| w == [0xa5; 48]));
     // No seed in, none out.
     let m = MachineInfo {
         rng_seed: None,

@@ -370,10 +370,20 @@ pub fn stack_canary_intact(hart: usize) -> bool {
 
 extern "C" {
     static _salus_start: u8;
+    static _salus_ro_end: u8;
     static _salus_end: u8;
 }
 
 /// `[start, end)` of the Salus image including bss and stacks.
+/// Salus's code and read-only data as loaded: `[start, end)`.
+pub fn ro_range() -> (u64, u64) {
+    // Only the addresses of the linker symbols are taken (safe).
+    (
+        core::ptr::addr_of!(_salus_start) as u64,
+        core::ptr::addr_of!(_salus_ro_end) as u64,
+    )
+}
+
 pub fn image_range() -> (u64, u64) {
     // Only the addresses of the linker symbols are taken (safe).
     (
