@@ -40,8 +40,9 @@ static WOKEN: [AtomicU64; MAX_HARTS] = [const { AtomicU64::new(0) }; MAX_HARTS];
 /// The interrupt id Salus sends the host's own file on a wake (0: none).
 static WAKE_MSI: AtomicU32 = AtomicU32::new(0);
 
-/// A vCPU's COVI state, in its vCPU state pages; only touched under the
-/// TSM lock (the mutex just makes that access safe through `&VcpuState`).
+/// A vCPU's COVI state, in its vCPU state pages; changed only under the
+/// TSM lock (its own mutex makes access safe through `&VcpuState`; the run
+/// path reads the binding after a run without the TSM lock).
 pub struct VcpuCovi {
     /// GPA of its IMSIC page (0: not set).
     pub imsic_gpa: u64,
@@ -461,15 +462,20 @@ fn disarm(file: FileId) {
     }
 }
 
-/// `hgeie` for the host on `hart` after a TVM vCPU ran there with file
-/// `vgein` (0: none), which is armed again: what it left pending wakes
-/// the host from now on.
-pub fn host_hgeie(hart: usize, vgein: u64) -> u64 {
+/// `hgeie` for the host on `hart` after vCPU `v` ran there with file
+/// `vgein` (0: none), which is armed again if the vCPU is still bound to
+/// it (a rebind may have begun on another hart meanwhile): what it left
+/// pending wakes the host from now on.
+pub fn host_hgeie(hart: usize, vgein: u64, v: &VcpuState) -> u64 {
     let Some(a) = ARMED.get(hart) else {
         return 0;
     };
-    if vgein != 0 {
-        a.fetch_or(1 << vgein, Ordering::SeqCst);
+    let file = FileId {
+        hart,
+        vgein: vgein as u32,
+    };
+    if vgein != 0 && v.covi.lock().binding == Binding::Bound(file) {
+        a.fetch_or(file.mask(), Ordering::SeqCst);
     }
     a.load(Ordering::SeqCst)
 }

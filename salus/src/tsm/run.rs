@@ -407,7 +407,7 @@ fn switch_and_run(
     crate::arch::fence_if_vmid_shared();
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
     // The bound vCPUs of this hart (this one's file again) wake the host.
-    csr::write!(num::HGEIE, super::covi::host_hgeie(hartid, vgein));
+    csr::write!(num::HGEIE, super::covi::host_hgeie(hartid, vgein, vcpu));
     if preempt {
         // Other sources (the IOMMU drain) stay armed.
         timer::cancel(hartid, Source::HostPreempt);
