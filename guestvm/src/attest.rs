@@ -208,8 +208,15 @@ fn test_extend() -> TestResult {
             CONSOLE_GPA,
             48,
             index,
-            ERR_INVALID_PARAM,
+            ERR_INVALID_ADDRESS,
             "a digest in shared memory",
+        ),
+        (
+            MMIO_GPA,
+            48,
+            index,
+            ERR_INVALID_ADDRESS,
+            "a digest outside confidential memory",
         ),
     ] {
         let r = call(F::ExtendMeasurement, addr, len, idx);

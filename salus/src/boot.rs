@@ -68,7 +68,8 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         Err(e) => fatal!("cannot parse the device tree: {:?}", e),
     };
     // The copy may hold a stand-in UDS (/chosen/salus,uds): parsed, gone.
-    dtb.fill(0);
+    // Volatile stores: not elided before the free.
+    zeroize::Zeroize::zeroize(dtb.as_mut_slice());
     drop(dtb);
     if let Some(uart) = &info.uart {
         // SAFETY: the UART named by the device tree; the host never gets it
@@ -243,8 +244,12 @@ pub fn boot_hart(hartid: usize, fdt_addr: u64) -> ! {
         csr::write!(num::HGEIE, !0);
         let files = csr::read!(num::HGEIE);
         csr::write!(num::HGEIE, 0);
+        // By hart id: file i belongs to the hart `interrupts-extended` names i.
+        let by_hart = imsic.harts.iter().enumerate().filter_map(|(i, &hart)| {
+            Some((usize::try_from(hart).ok()?, imsic.hart_file(i)?.bits()))
+        });
         let per_hart = crate::tsm::covi::init(
-            |h| imsic.hart_file(h).map(|a| a.bits()),
+            by_hart,
             nharts,
             imsic.hart_stride(),
             imsic.num_ids,

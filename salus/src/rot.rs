@@ -12,6 +12,7 @@
 use dice::{Cdi, LEN};
 use measurement::Backend;
 use spin::Once;
+use zeroize::Zeroize;
 
 /// The stand-in UDS when the platform gives none. NOT a secret.
 pub const TEST_UDS: [u8; LEN] = *b"salus stand-in UDS: NOT a hardware root of trust";
@@ -35,24 +36,25 @@ static TSM_CDI: Once<spin::Mutex<Cdi>> = Once::new();
 pub fn init(uds: Option<&mut [u8]>, zknh: bool) -> &'static Identity {
     let (lo, hi) = crate::arch::entry::ro_range();
     // SAFETY: Salus's own code and constants, never written.
-    let image = unsafe { crate::arch::phys::claim_bytes(hyp_addr::HostPhysAddr::new(lo), hi - lo) };
+    let image =
+        unsafe { crate::arch::phys::shared_bytes(hyp_addr::HostPhysAddr::new(lo), hi - lo) };
     let backend = Backend::select(zknh);
     let tsm_measurement = measurement::sha384(backend, image);
     let mut raw = TEST_UDS;
     let from_platform = match uds {
         Some(b) if b.len() == LEN => {
             raw.copy_from_slice(b);
-            b.fill(0);
+            b.zeroize();
             true
         }
         Some(b) => {
-            b.fill(0);
+            b.zeroize();
             false
         }
         None => false,
     };
     let uds = Cdi::from_bytes(raw);
-    raw.fill(0);
+    raw.zeroize();
     let platform = dice::platform_cdi(&uds);
     drop(uds);
     let platform_key = platform.signing_key().verifying_key().to_bytes();

@@ -23,7 +23,8 @@
 //!    `finalize_tvm` from the TVM's final configuration: one extend per
 //!    confidential memory region in increasing GPA order with
 //!    [`region_data`], then one with [`vcpus_data`] (vCPUs created), then
-//!    one with [`aia_data`] if COVI `init_tvm_aia` configured the TVM.
+//!    one with [`aia_data`] if COVI `init_tvm_aia` configured the TVM, then
+//!    one per vCPU in id order with [`imsic_data`] (its IMSIC page's GPA).
 //!
 //! Register map reported by `get_attcaps`: index [`TVM_INITIAL_INDEX`] is
 //! the initial (static) TVM measurement above, [`TVM_CONFIG_INDEX`] the
@@ -124,6 +125,15 @@ pub fn aia_data(params: &crate::covi::TvmAiaParams) -> [u8; 35] {
     out
 }
 
+/// Rule 7: vCPU `vcpu`'s IMSIC page (COVI).
+pub fn imsic_data(vcpu: u64, gpa: u64) -> [u8; 21] {
+    let mut out = [0u8; 21];
+    out[..5].copy_from_slice(b"imsic");
+    out[5..13].copy_from_slice(&vcpu.to_le_bytes());
+    out[13..].copy_from_slice(&gpa.to_le_bytes());
+    out
+}
+
 /// Whether `index` names any register `get_attcaps` reports.
 pub const fn is_index(index: u64) -> bool {
     index <= RUNTIME_LAST_INDEX
@@ -155,6 +165,11 @@ mod tests {
         assert_eq!((&v[..5], v[5], v[6]), (&b"vcpus"[..], 2, 0));
         let a = aia_data(&crate::covi::TvmAiaParams::default());
         assert_eq!(&a[..3], b"aia");
+        let i = imsic_data(1, 0x2800_1000);
+        assert_eq!(
+            (&i[..5], i[5], &i[13..]),
+            (&b"imsic"[..], 1, &0x2800_1000u64.to_le_bytes()[..])
+        );
         assert_eq!(HASH_ALGORITHM.digest_len(), REGISTER_LEN);
     }
 }

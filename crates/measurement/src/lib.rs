@@ -154,19 +154,22 @@ impl Measurement {
 
     /// The TVM configuration register (rule 7 of `cove_abi::measurement`):
     /// `regions` (gpa, len) in increasing GPA order, the vCPU count, the AIA
-    /// parameters if any.
+    /// parameters and each vCPU's IMSIC page (vcpu, gpa) if any.
     pub fn extend_config(
         &mut self,
         regions: impl Iterator<Item = (u64, u64)>,
         vcpus: u64,
-        aia: Option<&cove_abi::covi::TvmAiaParams>,
+        aia: Option<(&cove_abi::covi::TvmAiaParams, &[(u64, u64)])>,
     ) {
         for (gpa, len) in regions {
             self.extend(&rules::region_data(gpa, len));
         }
         self.extend(&rules::vcpus_data(vcpus));
-        if let Some(p) = aia {
+        if let Some((p, imsics)) = aia {
             self.extend(&rules::aia_data(p));
+            for &(vcpu, gpa) in imsics {
+                self.extend(&rules::imsic_data(vcpu, gpa));
+            }
         }
     }
 }

@@ -84,4 +84,8 @@ pub fn load(vgein: u32, num_ids: u32, sw: &mut SwFile) {
 /// offset 0), on any hart.
 pub fn send(file: HostPhysAddr, id: u32) {
     super::phys::write_u32(file, id);
+    // The store reaches the file before anything this hart does next (an
+    // unlock another hart's save of the file may follow).
+    // SAFETY: a fence has no memory effects of its own.
+    unsafe { core::arch::asm!("fence iorw, iorw", options(nostack)) };
 }

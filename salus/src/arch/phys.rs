@@ -81,6 +81,17 @@ pub fn copy_to(dst: HostPhysAddr, src: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst.bits() as *mut u8, src.len()) }
 }
 
+/// Borrows `[pa, pa + len)` as a shared byte slice for the rest of Salus's
+/// life.
+///
+/// # Safety
+/// The range is memory nothing writes to (e.g. Salus's own code and
+/// constants).
+pub unsafe fn shared_bytes(pa: HostPhysAddr, len: u64) -> &'static [u8] {
+    // SAFETY: the caller guarantees nothing writes to the range.
+    unsafe { core::slice::from_raw_parts(pa.bits() as *const u8, len as usize) }
+}
+
 /// Borrows `[pa, pa + len)` as a byte slice for the rest of Salus's life.
 ///
 /// # Safety

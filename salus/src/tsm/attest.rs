@@ -68,9 +68,18 @@ fn confidential(tvm: &mut Tvm, gpa: u64, len: u64) -> Result<HostPhysAddr, CoveE
     if !tvm.confidential.covers(&r) || tvm.shareable.overlaps(&r) {
         return Err(INVALID_PARAM);
     }
+    let id = tvm.id;
     let (g, mem) = tvm.tables();
-    match g.translate(&mem, GuestPhysAddr::new(gpa)) {
-        Some(t) if t.perms.write => Ok(t.hpa),
+    let t = g
+        .translate(&mem, GuestPhysAddr::new(gpa))
+        .filter(|t| t.perms.write)
+        .ok_or(INVALID_ADDRESS)?;
+    // RAM the page map holds as this TVM's data, nothing else (a device
+    // page would fault Salus on a wide copy).
+    match crate::memory::page_map().lock().state(t.hpa) {
+        Ok(page_tracking::PageState::Tvm(o, page_tracking::TvmPageKind::Data)) if o == id => {
+            Ok(t.hpa)
+        }
         _ => Err(INVALID_ADDRESS),
     }
 }
@@ -92,7 +101,8 @@ pub fn extend_measurement(tvm: &mut Tvm, addr: u64, len: u64, index: u64) -> Cov
     if len != rules::REGISTER_LEN as u64 || !rules::is_runtime_index(index) {
         return Err(INVALID_PARAM);
     }
-    let hpa = confidential(tvm, addr, len)?;
+    // The spec's table has only INVALID_ADDRESS for a bad digest buffer.
+    let hpa = confidential(tvm, addr, len).map_err(|_| INVALID_ADDRESS)?;
     let mut digest = [0u8; rules::REGISTER_LEN];
     phys::copy_from(hpa, &mut digest);
     let slot = (index - rules::RUNTIME_FIRST_INDEX) as usize;

@@ -62,12 +62,13 @@ impl VcpuCovi {
     }
 }
 
-/// At boot: harts `0..nharts` have S-level files at `s_file(h)`, `stride`
-/// apart, with `num_ids` identities; `hgeie_mask` is what `hgeie` kept of
-/// all ones (the guest files a hart has); the host owns `host_vgein`.
+/// At boot: `s_files` gives each hart's S-level file as (hart id, address),
+/// the files `stride` apart, with `num_ids` identities; `hgeie_mask` is
+/// what `hgeie` kept of all ones (the guest files a hart has); the host
+/// owns `host_vgein`. Every hart `0..nharts` needs a file (else no COVI).
 /// Returns the guest files per hart left for TVM vCPUs.
 pub fn init(
-    s_file: impl Fn(usize) -> Option<u64>,
+    s_files_by_hart: impl Iterator<Item = (usize, u64)>,
     nharts: usize,
     stride: u64,
     num_ids: u32,
@@ -75,12 +76,16 @@ pub fn init(
     host_vgein: u64,
 ) -> usize {
     let mut s_files = [0; MAX_HARTS];
+    for (hart, addr) in s_files_by_hart {
+        if let Some(f) = s_files.get_mut(hart) {
+            *f = addr;
+        }
+    }
+    if s_files.iter().take(nharts).any(|&a| a == 0) {
+        return 0;
+    }
     let mut tsm = TSM.lock();
-    for (h, f) in s_files.iter_mut().enumerate().take(nharts) {
-        let Some(a) = s_file(h) else {
-            return 0;
-        };
-        *f = a;
+    for h in 0..nharts {
         tsm.files.add_hart(h, hgeie_mask, host_vgein as u32);
     }
     LAYOUT.call_once(|| Layout {
@@ -185,6 +190,11 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
             if tvm.aia.is_none() || c.imsic_gpa == 0 || c.binding != Binding::Unbound {
                 return Err(INVALID_PARAM);
             }
+            let page = hyp_addr::GuestRange::new(GuestPhysAddr::new(c.imsic_gpa), PAGE_SIZE)
+                .ok_or(INVALID_PARAM)?;
+            if tvm.confidential.overlaps(&page) || tvm.mmio.overlaps(&page) {
+                return Err(INVALID_PARAM);
+            }
             let addr = file_addr(l, file).ok_or(INVALID_PARAM)?;
             files.assign(file, a[0], a[1]).map_err(|_| INVALID_PARAM)?;
             if let Err(e) = map_file(tvm, c.imsic_gpa, addr) {
@@ -200,13 +210,15 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
             let tvm = tsm.tvms.get(a[0])?;
             let v = vcpu_of(tvm, a[1])?;
             let mut c = v.covi.lock();
-            let gpa = c.imsic_gpa;
-            let file = c
-                .binding
-                .unbind_begin(me, tvm.epoch)
-                .map_err(|_| INVALID_PARAM)?;
+            let file = match c.binding {
+                Binding::Bound(f) if f.hart == me => f,
+                _ => return Err(INVALID_PARAM),
+            };
+            // The mapping goes first; nothing changes if it cannot.
+            unmap_file(tvm, c.imsic_gpa, file_addr(l, file).ok_or(FAILED)?)?;
+            c.binding.unbind_begin(me, tvm.epoch).map_err(|_| FAILED)?;
             disarm(file);
-            unmap_file(tvm, gpa)
+            Ok(0)
         }
         CoviFunction::UnbindAiaImsicEnd => {
             let super::Tsm { tvms, files, .. } = &mut *tsm;
@@ -241,12 +253,13 @@ pub fn handle_covi(host: &impl HostSide, a6: u64, a: [u64; 6]) -> CoveResult {
             let tvm = tvms.get(a[0])?;
             let v = vcpu_of(tvm, a[1])?;
             let mut c = v.covi.lock();
-            if !matches!(c.binding, Binding::Bound(old) if old != new) {
-                return Err(INVALID_PARAM);
-            }
+            let old = match c.binding {
+                Binding::Bound(old) if old != new => old,
+                _ => return Err(INVALID_PARAM),
+            };
             files.assign(new, a[0], a[1]).map_err(|_| INVALID_PARAM)?;
             let gpa = c.imsic_gpa;
-            if let Err(e) = unmap_file(tvm, gpa) {
+            if let Err(e) = unmap_file(tvm, gpa, file_addr(l, old).ok_or(FAILED)?) {
                 let _ = files.release(new, a[0], a[1]);
                 return Err(e);
             }
@@ -334,6 +347,10 @@ fn set_cpu_imsic_addr(tvm: &mut Tvm, vcpu_id: u64, gpa: u64) -> CoveResult {
         return Err(INVALID_PARAM);
     }
     let v = vcpu_of(tvm, vcpu_id)?;
+    // Never under a mapping: a bound vCPU keeps the address its file is at.
+    if v.covi.lock().binding != Binding::Unbound {
+        return Err(INVALID_PARAM);
+    }
     let page = GuestPhysAddr::new(gpa);
     let clash = |r: &super::region::RegionSet| {
         r.iter()
@@ -369,12 +386,27 @@ fn map_file(tvm: &mut Tvm, gpa: u64, file: HostPhysAddr) -> Result<(), CoveError
     super::pages::map_checked(tvm, gpa, file.bits(), PageSize::Size4K, 1, Perms::RW)
 }
 
-fn unmap_file(tvm: &mut Tvm, gpa: u64) -> CoveResult {
+/// Unmaps the vCPU's IMSIC page, which must map `file` (checked before
+/// anything changes: FAILED otherwise, and nothing is unmapped).
+fn unmap_file(tvm: &mut Tvm, gpa: u64, file: HostPhysAddr) -> Result<(), CoveError> {
     let (gstage, mut mem) = tvm.tables();
-    gstage
-        .unmap_4k(&mut mem, GuestPhysAddr::new(gpa))
-        .map_err(|_| FAILED)?;
-    Ok(0)
+    let g = GuestPhysAddr::new(gpa);
+    match gstage.translate(&mem, g) {
+        Some(t) if t.hpa == file && t.size == PageSize::Size4K => {}
+        _ => return Err(FAILED),
+    }
+    gstage.unmap_4k(&mut mem, g).map_err(|_| FAILED)?;
+    Ok(())
+}
+
+/// Whether `r` covers the IMSIC page of any vCPU of `tvm` (memory may not
+/// be laid over a guest file's page).
+pub fn overlaps_imsic(tvm: &Tvm, r: &hyp_addr::GuestRange) -> bool {
+    tvm.aia.is_some()
+        && (0..tvm.vcpus.len() as u64)
+            .filter_map(|k| tvm.vcpu(k))
+            .map(|v| v.covi.lock().imsic_gpa)
+            .any(|g| g != 0 && r.contains(GuestPhysAddr::new(g)))
 }
 
 /// The `hstatus.VGEIN` a vCPU of `tvm` runs with on hart `me`: 0 for a TVM
@@ -404,10 +436,14 @@ pub fn imsic_target(tvm: &Tvm, gpa: u64) -> Option<u64> {
 /// `seteipnum_le` (offset 0) or `seteipnum_be` (offset 4) write is what
 /// the file would have taken; anything else is ignored, as the hardware
 /// ignores writes to other offsets.
-pub fn emulate_send(tvm_id: u64, target: u64, offset: u64, value: u64) {
+pub fn emulate_send(tvm_id: u64, target: u64, offset: u64, value: u64, width: u64) {
     let Some(l) = LAYOUT.get() else {
         return;
     };
+    // The doorbells are 32-bit registers; other widths set nothing.
+    if width != 4 {
+        return;
+    }
     let id = match offset {
         0 => value & 0xffff_ffff,
         4 => u64::from((value as u32).swap_bytes()),
@@ -474,8 +510,12 @@ pub fn host_hgeie(hart: usize, vgein: u64, v: &VcpuState) -> u64 {
         hart,
         vgein: vgein as u32,
     };
-    if vgein != 0 && v.covi.lock().binding == Binding::Bound(file) {
-        a.fetch_or(file.mask(), Ordering::SeqCst);
+    if vgein != 0 {
+        // Held across the arm: a rebind_begin elsewhere disarms after it.
+        let c = v.covi.lock();
+        if c.binding == Binding::Bound(file) {
+            a.fetch_or(file.mask(), Ordering::SeqCst);
+        }
     }
     a.load(Ordering::SeqCst)
 }
@@ -524,7 +564,10 @@ pub fn wake_call(hart: usize, fid: u64, a0: u64) -> Result<u64, SbiError> {
 
 /// Allow or deny (COVG) external interrupt `id` for vCPU `v`.
 pub fn set_allowed(v: &VcpuState, id: u64, allow: bool) -> Result<(), CoveError> {
-    let num_ids = LAYOUT.get().map_or(0, |l| l.num_ids);
+    // Without COVI the ids are AIA's (1..=2047): nothing is injected anyway.
+    let num_ids = LAYOUT
+        .get()
+        .map_or(imsic_files::MAX_IDS as u32 - 1, |l| l.num_ids);
     if v.covi.lock().allowed.set(id, num_ids, allow) {
         Ok(())
     } else {

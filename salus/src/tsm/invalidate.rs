@@ -76,6 +76,7 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
     let mut tsm = TSM.lock();
     let tvm = tsm.tvms.get(id)?;
     let free = tvm.invalidated.iter().filter(|r| r.len == 0).count();
+    let tvm_id = tvm.id;
     // Collect contiguous runs first (one leaf at a time); nothing changes
     // until all checks pass.
     let mut runs = [Invalidated::default(); MAX_INVALIDATED];
@@ -91,7 +92,13 @@ pub fn invalidate_pages(id: u64, gpa: u64, len: u64) -> CoveResult {
                 .ok_or(INVALID_ADDRESS)?;
             let leaf_end = (g & !(t.size.bytes() - 1)).saturating_add(t.size.bytes());
             let step = leaf_end.min(range.end().bits()) - g;
-            let shared = matches!(map.state(t.hpa), Ok(PageState::Shared(_)));
+            // Only the TVM's own data pages and host pages shared with it
+            // (never an IMSIC guest file COVI mapped: the TSM's business).
+            let shared = match map.state(t.hpa) {
+                Ok(PageState::Shared(o)) if o == tvm_id => true,
+                Ok(PageState::Tvm(o, page_tracking::TvmPageKind::Data)) if o == tvm_id => false,
+                _ => return Err(INVALID_ADDRESS),
+            };
             match n.checked_sub(1).and_then(|i| runs.get_mut(i)) {
                 Some(r)
                     if r.gpa + r.len == g

@@ -578,7 +578,8 @@ fn emulate_imsic(
         (23, 0x21) => {
             let rs2 = ((htinst >> 20) & 0x1f) as usize;
             let value = v.regs.gprs.get(rs2).copied().unwrap_or(0);
-            super::covi::emulate_send(vcpu.tvm.raw() as u64, target, gpa & 0xfff, value);
+            let width = 1 << ((htinst >> 12) & 3);
+            super::covi::emulate_send(vcpu.tvm.raw() as u64, target, gpa & 0xfff, value, width);
         }
         _ => return false,
     }

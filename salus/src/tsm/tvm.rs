@@ -392,8 +392,20 @@ pub fn finalize_tvm(id: u64, entry_sepc: u64, entry_arg: u64, identity_addr: u64
     let regions = regions.get_mut(..n).unwrap_or_default();
     regions.sort_unstable();
     let aia = tvm.aia;
-    tvm.config
-        .extend_config(regions.iter().copied(), vcpus, aia.as_ref());
+    let mut imsics = [(0u64, 0u64); MAX_VCPUS];
+    let mut ni = 0;
+    for k in 0..MAX_VCPUS as u64 {
+        if let (Some(v), Some(slot)) = (tvm.vcpu(k), imsics.get_mut(ni)) {
+            *slot = (k, v.covi.lock().imsic_gpa);
+            ni += 1;
+        }
+    }
+    let imsics = imsics.get(..ni).unwrap_or_default();
+    tvm.config.extend_config(
+        regions.iter().copied(),
+        vcpus,
+        aia.as_ref().map(|p| (p, imsics)),
+    );
     if let Some(v) = tvm.vcpu(0) {
         // Nothing can run a vCPU of a TVM that is not runnable yet.
         v.boot(entry_sepc, entry_arg);
@@ -416,7 +428,7 @@ pub fn add_memory_region(id: u64, gpa: u64, len: u64) -> CoveResult {
     if !gpa.is_multiple_of(PAGE_SIZE) || region.end().bits() > tvm.gstage.mode().gpa_limit() {
         return Err(INVALID_ADDRESS);
     }
-    if tvm.confidential.overlaps(&region) {
+    if tvm.confidential.overlaps(&region) || super::covi::overlaps_imsic(tvm, &region) {
         return Err(INVALID_ADDRESS);
     }
     if !tvm.confidential.insert(region) {

@@ -395,6 +395,33 @@ pub fn test_covi(t: &mut T, p: &Platform, cx: &mut Ctx) {
         covi_call(F::BindAiaImsic, id, 0, 1 << 2) == OK,
         "bind vCPU 0 to file 2"
     );
+    // A bound vCPU's file page is the TSM's business: the host can neither
+    // move the vCPU's IMSIC address under the mapping, nor lay memory over
+    // it, nor take the mapping with invalidate (and validate it back after
+    // the file went to someone else).
+    check!(
+        t,
+        covi_call(F::SetTvmAiaCpuImsicAddr, id, 0, g0) == ERR_INVALID_PARAM,
+        "set_cpu_imsic_addr of a bound vCPU"
+    );
+    check_err!(
+        t,
+        add_memory_region(id, g0, PAGE),
+        ERR_INVALID_ADDRESS,
+        "add_tvm_memory_region over a vCPU's IMSIC page"
+    );
+    check_err!(
+        t,
+        add_memory_region(id, g1, PAGE),
+        ERR_INVALID_ADDRESS,
+        "add_tvm_memory_region over vCPU 1's (unbound) IMSIC page"
+    );
+    check_err!(
+        t,
+        tvm_invalidate(id, g0, PAGE),
+        ERR_INVALID_ADDRESS,
+        "tvm_invalidate_pages of a bound vCPU's IMSIC page"
+    );
     check!(
         t,
         covi_call(F::BindAiaImsic, id, 0, 1 << 3) == ERR_INVALID_PARAM,
