@@ -232,10 +232,13 @@ pub fn timer_round(t: &mut T, p: &Platform, what: &str, arm: impl FnOnce(u64) ->
         "{what}: interrupt {} ticks before the deadline",
         deadline - at
     );
+    // Under TCG guest time is host time: with make test's QEMUs sharing two
+    // cores a vCPU thread can sit descheduled for tens of ms (73 ms seen),
+    // so "late" means later than the 100 ms the wait allows.
     check!(
         t,
-        at.saturating_sub(deadline) <= p.ms(50),
-        "{what}: interrupt {} ticks late (> 50 ms)",
+        at.saturating_sub(deadline) <= p.ms(100),
+        "{what}: interrupt {} ticks late (> 100 ms)",
         at.saturating_sub(deadline)
     );
 }
