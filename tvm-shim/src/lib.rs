@@ -91,6 +91,19 @@ pub struct Plan {
     pub nmemory: usize,
     /// (offset in the blob, length) of `/chosen/rng-seed`'s bytes.
     pub rng_seed: Option<(usize, usize)>,
+    /// Some CPU's `riscv,isa` lists V (the kernel will use the vector unit).
+    pub isa_v: bool,
+}
+
+/// Whether a `riscv,isa` string lists V among its single-letter
+/// extensions (`rv64imafdcv_zicsr...`: the letters before the first `_`).
+pub fn isa_has_v(isa: &str) -> bool {
+    let isa = isa.trim_end_matches('\0');
+    let base = isa
+        .strip_prefix("rv64")
+        .or_else(|| isa.strip_prefix("rv32"))
+        .unwrap_or("");
+    base.split('_').next().unwrap_or("").contains('v')
 }
 
 /// Top-level nodes whose `reg` is not a device: RAM, CPUs, reservations.
@@ -144,7 +157,15 @@ pub fn plan(blob: &[u8]) -> Result<Plan, Error> {
         memory: [(0, 0); MAX_MEMORY],
         nmemory: 0,
         rng_seed: None,
+        isa_v: false,
     };
+    if let Some(cpus) = fdt.find_node("/cpus") {
+        plan.isa_v = cpus.children().any(|c| {
+            c.property("riscv,isa")
+                .and_then(|p| core::str::from_utf8(p.value).ok())
+                .is_some_and(isa_has_v)
+        });
+    }
     let root = fdt.find_node("/").ok_or(Error::BadFdt)?;
     for node in root.children() {
         if node.name.split('@').next() != Some("memory") {
@@ -207,6 +228,15 @@ impl fmt::Write for Line {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn v_in_the_isa_string() {
+        assert!(isa_has_v("rv64imafdcv_zicsr_zifencei\0"));
+        assert!(isa_has_v("rv64imafdcvh"));
+        assert!(!isa_has_v("rv64imafdc_zicsr_zve64x"));
+        assert!(!isa_has_v("rv64imafdc"));
+        assert!(!isa_has_v("garbage_v"));
+    }
+
     use super::*;
     use core::fmt::Write;
 
@@ -249,6 +279,7 @@ mod tests {
             memory: [(0, 0); MAX_MEMORY],
             nmemory: 1,
             rng_seed: None,
+            isa_v: false,
         };
         p.memory[0] = (0x8000_0000, 0x1000_0000);
         assert_eq!(add_device_range(&mut p, 0x1000_0000, 0x100), Ok(()));

@@ -61,6 +61,11 @@ pub mod shim {
             Some(Err(e)) => fail(format_args!("refusing the device tree: {e}")),
             None => fail(format_args!("no device tree at {dtb:#x}")),
         };
+        if p.isa_v && !rt::has_vector() {
+            fail(format_args!(
+                "the device tree lists V but this hart has no vector unit (build the bundle for this CPU)"
+            ));
+        }
         for &(base, len) in &p.mmio[..p.nmmio] {
             let (e, _) = rt::sbi(EID_COVG, COVG_ADD_MMIO, base, len, 0);
             if e != 0 {

@@ -27,6 +27,17 @@ _start:
     main = sym crate::shim::shim_main,
 );
 
+/// Whether this hart has a vector unit: `sstatus.VS` sticks only then.
+pub fn has_vector() -> bool {
+    let vs: u64;
+    // SAFETY: sets sstatus.VS to Initial and reads it back (no memory
+    // effects; without V the field is read-only zero).
+    unsafe {
+        asm!("csrs sstatus, {0}", "csrr {1}, sstatus", in(reg) 1u64 << 9, out(reg) vs);
+    }
+    vs & (3 << 9) != 0
+}
+
 /// One SBI call; returns (error, value).
 pub fn sbi(eid: u64, fid: u64, a0: u64, a1: u64, a2: u64) -> (i64, u64) {
     let (e, v): (i64, u64);

@@ -91,3 +91,43 @@ fn linux_tvm_boots_to_init() {
     );
     assert!(out.success(), "QEMU did not exit cleanly\n{ctx}");
 }
+
+/// On a hart without V the Linux TVM's device tree (which lists V) would
+/// oops the kernel at its first vector probe: the measured shim refuses it
+/// first, says why, and shuts the TVM down; tellus still reclaims every
+/// page.
+#[test]
+fn linux_tvm_without_v_is_refused_by_the_shim() {
+    let build = build_dir();
+    let bundle = build.join("linux-tvm/bundle.bin");
+    assert!(
+        bundle.is_file(),
+        "{} missing (make linux-tvm-bundle)",
+        bundle.display()
+    );
+    let cfg = QemuConfig::tellus()
+        .ncpu(2)
+        .mem_mib(2048)
+        .cpu("rv64,v=false,sstc=true,svadu=true,zknh=true")
+        .bootargs("linux-tvm")
+        .extra_args([
+            "-device".to_string(),
+            format!("guest-loader,initrd={},addr=0xd0000000", bundle.display()),
+        ])
+        .timeout(env_timeout(Duration::from_secs(300)));
+    let out = run(&cfg);
+    let ctx = out.describe(40);
+    let c = &out.console;
+    assert!(
+        c.contains("tvm-shim: the device tree lists V but this hart has no vector unit"),
+        "the shim did not refuse\n{ctx}"
+    );
+    assert!(
+        c.contains("tellus: linux-tvm: shutdown reason 1"),
+        "no SRST with reason system failure\n{ctx}"
+    );
+    assert!(
+        c.contains("pages reclaimed and zero") && c.contains("PASS: tee_census"),
+        "pages not all back with the host\n{ctx}"
+    );
+}
