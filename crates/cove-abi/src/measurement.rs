@@ -81,39 +81,19 @@ pub const fn finalize_data(entry_sepc: u64, entry_arg: u64) -> [u8; FINALIZE_EXT
 }
 
 /// Rule 7: one confidential memory region.
-pub const fn region_data(gpa: u64, len: u64) -> [u8; 22] {
+pub fn region_data(gpa: u64, len: u64) -> [u8; 22] {
     let mut out = [0u8; 22];
-    let tag = *b"region";
-    let (g, l) = (gpa.to_le_bytes(), len.to_le_bytes());
-    let mut i = 0;
-    while i < 6 {
-        out[i] = tag[i];
-        i += 1;
-    }
-    i = 0;
-    while i < 8 {
-        out[6 + i] = g[i];
-        out[14 + i] = l[i];
-        i += 1;
-    }
+    out[..6].copy_from_slice(b"region");
+    out[6..14].copy_from_slice(&gpa.to_le_bytes());
+    out[14..].copy_from_slice(&len.to_le_bytes());
     out
 }
 
 /// Rule 7: the number of vCPUs.
-pub const fn vcpus_data(count: u64) -> [u8; 13] {
+pub fn vcpus_data(count: u64) -> [u8; 13] {
     let mut out = [0u8; 13];
-    let tag = *b"vcpus";
-    let c = count.to_le_bytes();
-    let mut i = 0;
-    while i < 5 {
-        out[i] = tag[i];
-        i += 1;
-    }
-    i = 0;
-    while i < 8 {
-        out[5 + i] = c[i];
-        i += 1;
-    }
+    out[..5].copy_from_slice(b"vcpus");
+    out[5..].copy_from_slice(&count.to_le_bytes());
     out
 }
 
