@@ -495,11 +495,6 @@ pub fn init_hart_csrs() {
     csr::write!(num::HTIMEDELTA, 0);
     csr::write!(num::HVIP, 0);
     csr::write!(num::HGEIE, 0);
-    if p.host_vgein != 0 {
-        // Guest files in hgeie raise SGEI: the host's own file ends a TVM's
-        // turn, and bound vCPUs' files wake the host (tsm::covi).
-        csr::set!(num::HIE, 1 << bits::IRQ_SGEI);
-    }
     csr::write!(num::HGATP, p.host_hgatp);
     crate::arch::hfence_gvma_all();
     csr::write!(

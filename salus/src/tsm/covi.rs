@@ -484,7 +484,7 @@ fn arm(file: FileId) {
     if let Some(a) = ARMED.get(file.hart) {
         a.fetch_or(file.mask(), Ordering::SeqCst);
         if file.hart == crate::arch::entry::hart_id() {
-            crate::arch::csr::write!(crate::arch::csr::num::HGEIE, a.load(Ordering::SeqCst));
+            apply(a.load(Ordering::SeqCst));
         }
     }
 }
@@ -493,18 +493,32 @@ fn disarm(file: FileId) {
     if let Some(a) = ARMED.get(file.hart) {
         a.fetch_and(!file.mask(), Ordering::SeqCst);
         if file.hart == crate::arch::entry::hart_id() {
-            crate::arch::csr::write!(crate::arch::csr::num::HGEIE, a.load(Ordering::SeqCst));
+            apply(a.load(Ordering::SeqCst));
         }
     }
 }
 
-/// `hgeie` for the host on `hart` after vCPU `v` ran there with file
-/// `vgein` (0: none), which is armed again if the vCPU is still bound to
-/// it (a rebind may have begun on another hart meanwhile): what it left
-/// pending wakes the host from now on.
-pub fn host_hgeie(hart: usize, vgein: u64, v: &VcpuState) -> u64 {
+/// This hart's `hgeie` = `armed`, and SGEI enabled only while some file
+/// is armed: a host that does not use COVI runs exactly as before it (no
+/// SGEI source enabled at all).
+fn apply(armed: u64) {
+    use crate::arch::csr::{self, bits, num};
+    csr::write!(num::HGEIE, armed);
+    if armed != 0 {
+        csr::set!(num::HIE, 1 << bits::IRQ_SGEI);
+    } else {
+        csr::clear!(num::HIE, 1 << bits::IRQ_SGEI);
+    }
+}
+
+/// Back to the host on `hart` after vCPU `v` ran there with file `vgein`
+/// (0: none), which is armed again if the vCPU is still bound to it (a
+/// rebind may have begun on another hart meanwhile): what it left pending
+/// wakes the host from now on.
+pub fn restore_host_hgeie(hart: usize, vgein: u64, v: &VcpuState) {
     let Some(a) = ARMED.get(hart) else {
-        return 0;
+        apply(0);
+        return;
     };
     let file = FileId {
         hart,
@@ -517,19 +531,19 @@ pub fn host_hgeie(hart: usize, vgein: u64, v: &VcpuState) -> u64 {
             a.fetch_or(file.mask(), Ordering::SeqCst);
         }
     }
-    a.load(Ordering::SeqCst)
+    apply(a.load(Ordering::SeqCst));
 }
 
 /// SGEI while the host ran on `hart`.
 pub fn host_wake(hart: usize) {
     use crate::arch::csr::{self, num};
     let (Some(a), Some(w), Some(l)) = (ARMED.get(hart), WOKEN.get(hart), LAYOUT.get()) else {
-        csr::write!(num::HGEIE, 0);
+        apply(0);
         return;
     };
     let pending = csr::read!(num::HGEIP) & a.load(Ordering::SeqCst);
     a.fetch_and(!pending, Ordering::SeqCst);
-    csr::write!(num::HGEIE, a.load(Ordering::SeqCst));
+    apply(a.load(Ordering::SeqCst));
     if pending == 0 {
         return;
     }

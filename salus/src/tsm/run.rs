@@ -345,13 +345,11 @@ fn switch_and_run(
     // may survive into this one (also what makes TVM RFENCE complete).
     crate::arch::hfence_vvma_all();
     csr::write!(num::HSTATUS, hstatus_for(vgein));
-    // Host interrupts the host has enabled (in its sie, i.e. vsie here) end
-    // the TVM's turn; masked ones wait, as they would without a TVM.
-    if p.host_vgein != 0 && host_vsie & (1 << 9) != 0 {
-        // The host's device interrupts arrive as guest external interrupts
-        // for the host's file.
-        csr::write!(num::HGEIE, 1 << p.host_vgein);
-    }
+    // No guest file raises SGEI while a TVM runs: the host's device
+    // interrupts wait for the TVM's exit (the host's timer bounds that, as
+    // before COVI), and bound vCPUs' files wake the host once it runs
+    // again (tsm::covi).
+    csr::write!(num::HGEIE, 0);
     // The host's own timer deadline (if it has one and the interrupt
     // enabled) preempts the TVM; without Sstc its emulated timer is
     // already armed.
@@ -407,7 +405,7 @@ fn switch_and_run(
     crate::arch::fence_if_vmid_shared();
     csr::write!(num::HSTATUS, hstatus_for(p.host_vgein));
     // The bound vCPUs of this hart (this one's file again) wake the host.
-    csr::write!(num::HGEIE, super::covi::host_hgeie(hartid, vgein, vcpu));
+    super::covi::restore_host_hgeie(hartid, vgein, vcpu);
     if preempt {
         // Other sources (the IOMMU drain) stay armed.
         timer::cancel(hartid, Source::HostPreempt);
