@@ -65,12 +65,30 @@ impl LinuxImages {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; QEMU takes it next).
+/// A free TCP port on 127.0.0.1 (bound and released; QEMU takes it next),
+/// never one this process handed out before: two tests starting at once
+/// could otherwise be given the same just-released port, and the second
+/// QEMU fails to set up its forwarding.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(7722)
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Hold every candidate until one is new, so the OS cannot hand back
+    // the same port in the meantime.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            break;
+        };
+        let Ok(port) = l.local_addr().map(|a| a.port()) else {
+            break;
+        };
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+        held.push(l);
+    }
+    7722
 }
 
 /// A raw disk image of `size` bytes starting with `marker`.
@@ -372,5 +390,16 @@ mod tests {
         assert!(!ends_with_prompt("salus-host:~# echo hi\r\n"));
         assert!(!ends_with_prompt("salus-host:~# ls"));
         assert!(!ends_with_prompt("# comment without blank"));
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            assert!(seen.insert(super::free_port()));
+        }
     }
 }
