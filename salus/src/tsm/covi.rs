@@ -425,8 +425,12 @@ pub fn run_vgein(tvm: &Tvm, v: &VcpuState, me: usize) -> Result<u64, CoveError> 
 
 /// The vCPU of `tvm` whose IMSIC page holds `gpa`, if any.
 pub fn imsic_target(tvm: &Tvm, gpa: u64) -> Option<u64> {
-    tvm.aia?;
     let page = gpa & !(PAGE_SIZE - 1);
+    // Every guest page fault asks (MMIO exits too): pages outside the
+    // TVM's IMSIC layout never look at the vCPUs.
+    if !tvm.aia?.is_vcpu_file(page) {
+        return None;
+    }
     (0..tvm.vcpus.len() as u64)
         .find(|&k| tvm.vcpu(k).is_some_and(|v| v.covi.lock().imsic_gpa == page))
 }
